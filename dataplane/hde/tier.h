@@ -1,0 +1,54 @@
+#pragma once
+// Compression tiers and the policy that picks one.
+//
+//   tier    codec                 when
+//   none    stored                local links, RTT < 1 ms: the link outruns any codec
+//   igzip   ISA-L deflate lvl 1   1-10 ms, and whenever a slower tier starves the link
+//   zstd3   zstd level 3          regional, 10-100 ms
+//   zstd9   zstd level 9          WAN, >= 100 ms; structured state may also quantise
+//                                 float arrays that opted in (state_delta.h)
+//
+// Compression must never slow a transfer down: TierPolicy starts from the RTT tier
+// and steps down one tier while the compressors (all cores together) produce less
+// than the link could carry, and back up, never above the RTT tier, once they have
+// clear headroom again.  It is a pure state machine: samples in, tier out, no clock.
+#include <cstdint>
+#include <string_view>
+
+namespace dwcp::hde {
+
+enum class Tier : uint8_t {
+	none = 0,
+	igzip = 1,
+	zstd3 = 2,
+	zstd9 = 3,
+};
+
+const char *tier_name(Tier t);
+// Accepts the names above and the digits 0-3; false on anything else.
+bool parse_tier(std::string_view s, Tier &out);
+// The tier for a measured round-trip time, before any CPU feedback.
+Tier tier_for_rtt(uint64_t rtt_us);
+
+class TierPolicy {
+public:
+	// Moves are at most one tier per sample; a step back up needs kRaiseAfter
+	// samples in a row with headroom, so the tier does not flap.
+	static constexpr uint32_t kRaiseAfter = 8;
+
+	void observe_rtt(uint64_t rtt_us);
+	// One interval of measurements: bytes the compressors consumed per second
+	// (summed over the cores that compress) and the link's current send rate limit
+	// in bytes per second (from the transport's pacing).
+	void observe_throughput(double compress_in_bytes_per_s, double link_bytes_per_s, double ratio);
+	Tier tier() const { return current_; }
+	Tier rtt_tier() const { return rtt_tier_; }
+
+private:
+	Tier rtt_tier_ = Tier::zstd3;
+	Tier current_ = Tier::zstd3;
+	uint32_t headroom_samples_ = 0;
+	bool throttled_ = false;
+};
+
+} // namespace dwcp::hde
