@@ -1,4 +1,5 @@
 // HDE block delta encoder and decoder; the format is described in block_delta.h.
+#include "dataplane/hde/varint.h"
 #include "dataplane/hde/block_delta.h"
 
 #include <isa-l/crc.h>
@@ -64,21 +65,6 @@ constexpr size_t varint_len(uint64_t v)
 		n++;
 	}
 	return n;
-}
-
-// Reads a varint at *r, below end.  False on truncation or more than 64 bits.
-inline bool get_varint(const uint8_t *&r, const uint8_t *end, uint64_t &v)
-{
-	v = 0;
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (r == end)
-			return false;
-		uint8_t b = *r++;
-		v |= uint64_t(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return shift < 63 || b <= 1;
-	}
-	return false;
 }
 
 constexpr uint64_t splitmix64(uint64_t &s)

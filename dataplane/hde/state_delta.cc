@@ -1,4 +1,5 @@
 #include "dataplane/hde/state_delta.h"
+#include "dataplane/hde/varint.h"
 
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
@@ -18,20 +19,6 @@ void put_varint(std::string &s, uint64_t v)
 		v >>= 7;
 	}
 	s += char(uint8_t(v));
-}
-
-bool get_varint(const uint8_t *&r, const uint8_t *end, uint64_t &v)
-{
-	v = 0;
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (r == end)
-			return false;
-		uint8_t b = *r++;
-		v |= uint64_t(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return shift < 63 || b <= 1;
-	}
-	return false;
 }
 
 bool quantisable(const StateDiffOptions &o, const std::string &key)
