@@ -25,6 +25,13 @@ std::string fmt(const char *f, double a, double b, double c)
 
 } // namespace
 
+uint16_t StreamTuner::step_up(uint16_t n) const
+{
+	return uint16_t(std::min<int>(cfg_.max_streams, std::max(n + 1, n * 3 / 2)));
+}
+
+uint16_t StreamTuner::step_down(uint16_t n) const { return uint16_t(std::max<int>(cfg_.min_streams, n * 3 / 4)); }
+
 StreamTuner::StreamTuner(const AutotuneConfig &cfg, uint16_t start, std::string start_reason)
 	: cfg_(cfg), cur_(std::clamp(start, cfg.min_streams, cfg.max_streams)), base_n_(cur_),
 	  reason_(std::move(start_reason))
@@ -88,11 +95,11 @@ AutotuneDecision StreamTuner::observe(const AutotuneSample &s)
 		base_n_ = cur_;
 		base_rate_ = rate;
 		if (cur_ < cfg_.max_streams) {
-			uint16_t up = uint16_t(std::min<int>(cfg_.max_streams, std::max(cur_ + 1, cur_ * 3 / 2)));
+			uint16_t up = step_up(cur_);
 			d = move_to(up, Phase::probe_up,
 				    fmt("probe up %.0f->%.0f streams from %.0f Mbit/s", base_n_, up, mbit));
 		} else {
-			uint16_t down = uint16_t(std::max<int>(cfg_.min_streams, cur_ * 3 / 4));
+			uint16_t down = step_down(cur_);
 			d = move_to(down, Phase::probe_down,
 				    fmt("probe down %.0f->%.0f streams from %.0f Mbit/s", base_n_, down, mbit));
 		}
@@ -102,7 +109,7 @@ AutotuneDecision StreamTuner::observe(const AutotuneSample &s)
 		if (gain >= cfg_.gain_min) {
 			base_n_ = cur_;
 			base_rate_ = rate;
-			uint16_t up = uint16_t(std::min<int>(cfg_.max_streams, std::max(cur_ + 1, cur_ * 3 / 2)));
+			uint16_t up = step_up(cur_);
 			if (up == cur_) {
 				d = move_to(cur_, Phase::hold,
 					    fmt("keep %.0f streams: delivery %+.0f%% (%.0f Mbit/s), at the maximum", cur_,
@@ -114,7 +121,7 @@ AutotuneDecision StreamTuner::observe(const AutotuneSample &s)
 						up));
 			}
 		} else {
-			uint16_t down = uint16_t(std::max<int>(cfg_.min_streams, base_n_ * 3 / 4));
+			uint16_t down = step_down(base_n_);
 			if (down < base_n_)
 				d = move_to(down, Phase::probe_down,
 					    fmt("back from %.0f streams (delivery %+.0f%%), probe down to %.0f", cur_,
@@ -133,7 +140,7 @@ AutotuneDecision StreamTuner::observe(const AutotuneSample &s)
 		if (change >= -cfg_.loss_max) {
 			base_n_ = cur_;
 			base_rate_ = std::max(base_rate_, rate);
-			uint16_t down = uint16_t(std::max<int>(cfg_.min_streams, cur_ * 3 / 4));
+			uint16_t down = step_down(cur_);
 			if (down < cur_)
 				d = move_to(down, Phase::probe_down,
 					    fmt("keep %.0f streams (delivery %+.1f%%), probe down to %.0f", cur_,

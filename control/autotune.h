@@ -66,6 +66,9 @@ private:
 	enum class Phase { baseline, probe_up, probe_down, hold };
 	AutotuneDecision move_to(uint16_t n, Phase next, std::string why);
 	void start_window(const AutotuneSample &s, bool settle);
+	// The probe sizes: x1.5 (at least +1) up, x0.75 down, within the configured bounds.
+	uint16_t step_up(uint16_t n) const;
+	uint16_t step_down(uint16_t n) const;
 
 	AutotuneConfig cfg_;
 	uint16_t cur_;
