@@ -32,7 +32,7 @@ ChunkAssembler::Result ChunkAssembler::on_data(const wire::DataFrame &f, const u
 		return Result::bad_chunk;
 	if (f.chunk_id < base)
 		return Result::duplicate;
-	if (f.chunk_id - base >= window_)
+	if (f.chunk_id - base >= window_ || f.chunk_id >= flow_limit_.load(std::memory_order_acquire))
 		return Result::out_of_window;
 	// Every packet but a chunk's last is exactly one MSS and starts on a slot boundary.
 	uint32_t slot_idx = f.chunk_off / mss_;

@@ -101,8 +101,13 @@ public:
 	// What the sender may claim: chunk ids below this.
 	uint32_t window_limit() const
 	{
-		return std::min<uint64_t>(uint64_t(base_.load(std::memory_order_acquire)) + window_, nb_chunks_);
+		uint64_t lim = std::min<uint64_t>(uint64_t(base_.load(std::memory_order_acquire)) + window_, nb_chunks_);
+		return uint32_t(std::min<uint64_t>(lim, flow_limit_.load(std::memory_order_acquire)));
 	}
+	// Back-pressure from whoever drains completed chunks (a disk writer that owns a
+	// fixed number of chunk buffers): no chunk id at or above `limit` is accepted or
+	// advertised.  May move either way; starts unlimited.
+	void set_flow_limit(uint32_t limit) { flow_limit_.store(limit, std::memory_order_release); }
 	uint32_t nb_complete() const { return nb_complete_.load(std::memory_order_acquire); }
 	bool all_complete() const { return nb_complete() == nb_chunks_; }
 	uint32_t nb_chunks() const { return nb_chunks_; }
@@ -128,6 +133,7 @@ private:
 	std::vector<uint64_t> bits_; // words_ per slot: packet slots received
 	std::atomic<uint32_t> base_{0};
 	std::atomic<uint32_t> nb_complete_{0};
+	std::atomic<uint32_t> flow_limit_{UINT32_MAX};
 };
 
 } // namespace dwcp::amst

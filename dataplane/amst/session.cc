@@ -21,7 +21,7 @@ Session::Session(const SessionConfig &cfg, ChunkScheduler *sched, ChunkProvider 
 	: cfg_(cfg), sched_(sched), provider_(provider), assembler_(assembler), on_ctrl_(std::move(on_ctrl)),
 	  streams_(size_t(cfg.nb_streams) + 1), active_streams_(cfg.nb_streams)
 {
-	uint32_t slots_per_chunk = (kMaxChunkSize + cfg.mss - 1) / cfg.mss;
+	bool sender = sched_ || cfg.sends_data;
 	for (uint16_t s = 0; s <= cfg.nb_streams; s++) {
 		if (s % cfg.nb_shards != cfg.shard)
 			continue;
@@ -34,23 +34,35 @@ Session::Session(const SessionConfig &cfg, ChunkScheduler *sched, ChunkProvider 
 			// The control channel carries a few kilobytes: Reno with a modest ring.
 			sc.cc = CcAlgo::reno;
 			sc.max_inflight_packets = 256;
-		} else if (!sched_) {
+		} else if (!sender) {
 			// This side only acknowledges on data streams: its packets are never in flight.
 			sc.max_inflight_packets = 64;
 		}
-		Stream &st = streams_[s];
-		st.tx = std::make_unique<StreamSender>(sc);
-		if (s && sched_) {
-			// Enough claimed-chunk records for a full ring of packets, plus the chunk
-			// being sent and one claimed ahead.
-			uint32_t n = std::bit_ceil(sc.max_inflight_packets / std::max<uint32_t>(slots_per_chunk / 2, 1) + 4);
-			st.chunks.resize(n);
-			for (auto &c : st.chunks)
-				c.acked.assign((slots_per_chunk * 2 + 63) / 64, 0);
-		}
+		streams_[s].tx = std::make_unique<StreamSender>(sc);
 	}
+	if (sched_)
+		attach_sender(sched_, provider_);
 	acked_scratch_.reserve(1024);
 	ctrl_out_.reserve(4096);
+}
+
+void Session::attach_sender(ChunkScheduler *sched, ChunkProvider *provider)
+{
+	sched_ = sched;
+	provider_ = provider;
+	uint32_t slots_per_chunk = (kMaxChunkSize + cfg_.mss - 1) / cfg_.mss;
+	for (uint16_t s = 1; s <= cfg_.nb_streams; s++) {
+		if (!owns(s) || !streams_[s].chunks.empty())
+			continue;
+		// Enough claimed-chunk records for a full ring of packets, plus the chunk
+		// being sent and one claimed ahead.
+		Stream &st = streams_[s];
+		uint32_t ring = cfg_.data.max_inflight_packets;
+		uint32_t n = std::bit_ceil(ring / std::max<uint32_t>(slots_per_chunk / 2, 1) + 4);
+		st.chunks.resize(n);
+		for (auto &c : st.chunks)
+			c.acked.assign((slots_per_chunk * 2 + 63) / 64, 0);
+	}
 }
 
 size_t Session::write_header(uint8_t *out, wire::PacketType type, uint16_t s, uint64_t pn) const
@@ -319,10 +331,36 @@ size_t Session::build_ack(uint16_t s, uint64_t now_ns, uint8_t *out, size_t cap)
 		streams_[o].rx.fill_ack(o, now_ns, &a);
 		len += wire::encode_ack_frame(a, out + len, cap - len);
 	}
-	if (assembler_)
-		len += wire::encode_window_frame(assembler_->window_limit(), out + len, cap - len);
+	if (assembler_) {
+		window_sent_ = assembler_->window_limit();
+		window_sent_ns_ = now_ns;
+		len += wire::encode_window_frame(window_sent_, out + len, cap - len);
+	}
 	st.tx->on_sent(now_ns, uint32_t(len + cfg_.tag_len + wire::kEncapLen), false, {});
 	ctr_.tx_ack_packets++;
+	return len;
+}
+
+bool Session::window_update_due(uint64_t now_ns) const
+{
+	if (!assembler_ || !owns(0) || closed_ || assembler_->all_complete())
+		return false;
+	uint32_t w = assembler_->window_limit();
+	// A quarter of the window opened since the last advertisement (acks carry it
+	// while data flows, so this fires when the sender is blocked), or a refresh.
+	return w >= window_sent_ + std::max<uint32_t>(assembler_->window() / 4, 1) ||
+	       now_ns >= window_sent_ns_ + cfg_.window_refresh_ns;
+}
+
+size_t Session::build_window(uint64_t now_ns, uint8_t *out, size_t cap)
+{
+	Stream &st = streams_[0];
+	size_t len = write_header(out, wire::PacketType::ctrl, 0, st.tx->next_pn());
+	window_sent_ = assembler_->window_limit();
+	window_sent_ns_ = now_ns;
+	len += wire::encode_window_frame(window_sent_, out + len, cap - len);
+	st.tx->on_sent(now_ns, uint32_t(len + cfg_.tag_len + wire::kEncapLen), false, {});
+	ctr_.tx_window_updates++;
 	return len;
 }
 
@@ -495,6 +533,11 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 	}
 	if (closed_)
 		return 0;
+	if (window_update_due(now_ns)) {
+		*stream_id = 0;
+		ctr_.tx_packets++;
+		return build_window(now_ns, out, cap);
+	}
 	// 3. Probes owed after a probe timeout: past the window and the pacer.
 	for (uint16_t s = 1; s <= cfg_.nb_streams; s++) {
 		if (!owns(s) || !streams_[s].probes)
@@ -558,6 +601,8 @@ uint64_t Session::next_event_ns(uint64_t now_ns)
 		if (st.rx.ack_pending())
 			next = std::min(next, ack_due(st, now_ns) ? now_ns : st.rx.oldest_unacked_ns() + cfg_.max_ack_delay_ns);
 		next = std::min(next, st.tx->next_timer_ns());
+		if (s == 0 && assembler_ && !closed_ && !assembler_->all_complete())
+			next = std::min(next, window_update_due(now_ns) ? now_ns : window_sent_ns_ + cfg_.window_refresh_ns);
 		bool has = s == 0 ? (close_pending_ || st.tx->has_lost() || ctrl_next_ < ctrl_out_.size())
 				  : (!closed_ && (stream_has_data(st) ||
 						  (sched_ && s <= active_streams_ && !sched_->window_blocked() &&

@@ -55,6 +55,13 @@ struct SessionConfig {
 	uint64_t max_ack_delay_ns = 1'000'000; // or once the oldest has waited this long
 	uint32_t max_ctrl_message = 64 * 1024;
 	uint32_t max_ctrl_buffered = 1 << 20; // out-of-order control bytes held at most
+	// This side will send the object even if its scheduler is attached later (the
+	// gateway's sender learns the chunk layout only after the hello/accept exchange).
+	bool sends_data = false;
+	// The receiver repeats its WINDOW this often while chunks remain and it has sent
+	// no acknowledgement (which carries it), so a sender blocked on a window that a
+	// slow disk writer has since opened (ChunkAssembler::set_flow_limit) always hears.
+	uint64_t window_refresh_ns = 50'000'000;
 };
 
 // Per-session counters, summed by the stats reader.  Drops are named
@@ -75,6 +82,7 @@ struct SessionCounters {
 	uint64_t tx_retransmits = 0;
 	uint64_t tx_ack_packets = 0;
 	uint64_t tx_probes = 0;
+	uint64_t tx_window_updates = 0;  // WINDOW frames sent on their own (receiver back-pressure)
 	uint64_t chunks_acked = 0;
 };
 
@@ -88,6 +96,13 @@ public:
 	// exchanging control messages).
 	Session(const SessionConfig &cfg, ChunkScheduler *sched, ChunkProvider *provider, ChunkAssembler *assembler,
 		CtrlHandler on_ctrl);
+
+	// A gateway sets the session up over its control channel first and attaches
+	// the object afterwards: the sender its scheduler and provider (the session
+	// must have been made with sends_data), the receiver its assembler.  Data that
+	// arrives before the assembler is dropped unacknowledged, so it is sent again.
+	void attach_sender(ChunkScheduler *sched, ChunkProvider *provider);
+	void attach_receiver(ChunkAssembler *assembler) { assembler_ = assembler; }
 
 	// --- receive ---
 	// One DWCP packet whose header decoded; body is what follows the header (tag
@@ -159,6 +174,8 @@ private:
 	size_t build_data(Stream &st, uint16_t s, uint64_t now_ns, uint8_t *out, size_t cap, bool probe);
 	size_t build_ack(uint16_t s, uint64_t now_ns, uint8_t *out, size_t cap);
 	size_t build_ctrl(uint64_t now_ns, uint8_t *out, size_t cap, bool probe);
+	bool window_update_due(uint64_t now_ns) const;
+	size_t build_window(uint64_t now_ns, uint8_t *out, size_t cap);
 	bool ack_due(const Stream &st, uint64_t now_ns) const;
 	void on_chunk_acked(Stream &st, const PacketRef &ref);
 	bool handle_frames(uint16_t s, const uint8_t *body, size_t len, uint64_t now_ns, bool *eliciting);
@@ -176,6 +193,8 @@ private:
 	uint16_t rr_cursor_ = 1;
 	uint64_t ceiling_ = 0;
 	std::vector<PacketRef> acked_scratch_;
+	uint32_t window_sent_ = 0;      // the receiver's last advertised window, and when
+	uint64_t window_sent_ns_ = 0;
 
 	// Control channel, outgoing: every byte queued since the start (messages are few
 	// and small: set-up, tuning changes, the end), and what is to go next.

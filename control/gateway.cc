@@ -1,0 +1,1149 @@
+#include "control/gateway.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_ring.h>
+
+#include "control/autotune.h"
+#include "control/messages.h"
+#include "control/objects.h"
+#include "dataplane/amst/chunks.h"
+#include "dataplane/amst/session.h"
+#include "dataplane/amst/wire.h"
+#include "dataplane/worker.h"
+#include "drivers/port.h"
+#include "hugepages/plan.h"
+#include "hugepages/pool.h"
+
+namespace dwcp::control {
+
+using dataplane::Event;
+using dataplane::PeerPath;
+using dataplane::Worker;
+using dataplane::WorkerSnapshot;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
+
+uint64_t mono_ns()
+{
+	timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+std::string ip_str(uint32_t ip)
+{
+	char b[32];
+	return drivers::ipv4_to_str(ip, b, sizeof(b));
+}
+
+bool parse_uint(const std::string &s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos)
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s.c_str(), nullptr, 10);
+	if (errno || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool parse_seconds(const std::string &s, double lo, double hi, double *out)
+{
+	char *end = nullptr;
+	errno = 0;
+	double v = strtod(s.c_str(), &end);
+	if (s.empty() || errno || *end || !std::isfinite(v) || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+std::string json_str(const std::string &s)
+{
+	std::string o = "\"";
+	for (unsigned char c : s) {
+		if (c == '"' || c == '\\')
+			o += '\\', o += char(c);
+		else if (c < 0x20) {
+			char b[8];
+			snprintf(b, sizeof(b), "\\u%04x", c);
+			o += b;
+		} else
+			o += char(c);
+	}
+	return o + "\"";
+}
+
+std::string human_bytes(double b)
+{
+	char buf[32];
+	if (b >= 1024.0 * 1024 * 1024)
+		snprintf(buf, sizeof(buf), "%.2f GiB", b / (1024.0 * 1024 * 1024));
+	else
+		snprintf(buf, sizeof(buf), "%.1f MiB", b / (1024.0 * 1024));
+	return buf;
+}
+
+// UDP source ports per stream, so that the peer's RSS (when it has one) puts each
+// stream on the queue of the worker that owns it (stream % queues).
+void steer_ports(PeerPath *p, uint32_t our_ip, uint16_t peer_queues, uint16_t peer_reta, bool peer_rss)
+{
+	for (uint16_t s = 0; s <= wire::kMaxStreams; s++) {
+		uint16_t port = uint16_t(49152 + s);
+		if (peer_rss && peer_queues > 1 && peer_reta) {
+			uint16_t want = uint16_t(s % peer_queues);
+			for (uint32_t cand = 49152 + s; cand < 65536; cand += wire::kMaxStreams + 1) {
+				uint32_t h = drivers::rss_hash(our_ip, p->ip, rte_cpu_to_be_16(uint16_t(cand)), p->udp_port);
+				if (drivers::rss_queue(h, peer_reta, peer_queues) == want) {
+					port = uint16_t(cand);
+					break;
+				}
+			}
+		}
+		p->src_port[s] = port;
+	}
+}
+
+} // namespace
+
+const char *usage()
+{
+	return "usage: dwcp-gateway [EAL options] -- --ip ADDR (--listen --recv-dir DIR [--once] | --peer ADDR --send FILE)\n"
+	       "         [--port N] [--dev NAME] [--mtu N] [--link-mbit N] [--cc bbr|cubic|reno]\n"
+	       "         [--streams N|auto] [--max-streams N] [--window-chunks N]\n"
+	       "         [--progress-s S] [--report-json FILE] [--timeout-s S]\n"
+	       "  --ip ADDR            this gateway's IPv4 address on the port\n"
+	       "  --port N             UDP port, ours and the peer's (default 7470)\n"
+	       "  --dev NAME           the DPDK port to use (default: the only one)\n"
+	       "  --listen --recv-dir DIR   receive objects into DIR; --once: exit after one\n"
+	       "  --peer ADDR --send FILE   send FILE to the gateway at ADDR\n"
+	       "  --link-mbit N        the WAN link's rate: pacing stays under 0.95 of it (default: the port's speed)\n"
+	       "  --cc ALGO            congestion control per stream (default bbr)\n"
+	       "  --streams N|auto     data streams; auto starts from the spec's rule and follows measurement\n"
+	       "  --max-streams N      the most streams autotune may use (default 64, at most 256)\n"
+	       "  --window-chunks N    chunks the receiver holds at once (default 512)\n"
+	       "  --progress-s S       progress line every S seconds on stdout (0: none; default 1)\n"
+	       "  --report-json FILE   write the summary as one JSON object to FILE\n"
+	       "  --timeout-s S        give up when the peer is silent this long (default 30)\n";
+}
+
+std::string parse_options(const std::vector<std::string> &args, GatewayOptions *o, bool *help)
+{
+	*help = false;
+	bool streams_set = false;
+	for (size_t i = 0; i < args.size(); i++) {
+		const std::string &a = args[i];
+		auto value = [&](std::string *v) -> std::string {
+			if (i + 1 >= args.size())
+				return "option " + a + " needs a value";
+			*v = args[++i];
+			return "";
+		};
+		std::string v, err;
+		uint64_t n = 0;
+		if (a == "--help" || a == "-h") {
+			*help = true;
+			return "";
+		} else if (a == "--listen") {
+			o->listen = true;
+		} else if (a == "--once") {
+			o->once = true;
+		} else if (a == "--ip" || a == "--peer") {
+			if (!(err = value(&v)).empty())
+				return err;
+			uint32_t ip;
+			if (!drivers::ipv4_parse(v.c_str(), &ip) || ip == 0)
+				return a + ": '" + v + "' is not an IPv4 address";
+			(a == "--ip" ? o->ip : o->peer) = ip;
+		} else if (a == "--port") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 1, 65535, &n))
+				return "--port: '" + v + "' is not a UDP port (1..65535)";
+			o->udp_port = uint16_t(n);
+		} else if (a == "--dev") {
+			if (!(err = value(&o->dev)).empty())
+				return err;
+		} else if (a == "--mtu") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 576, 9000, &n))
+				return "--mtu: '" + v + "' is not an IP MTU in 576..9000";
+			o->mtu = uint16_t(n);
+		} else if (a == "--recv-dir") {
+			if (!(err = value(&o->recv_dir)).empty())
+				return err;
+		} else if (a == "--send") {
+			if (!(err = value(&o->send_path)).empty())
+				return err;
+		} else if (a == "--link-mbit") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 1, 1'000'000, &n))
+				return "--link-mbit: '" + v + "' is not a rate in 1..1000000 Mbit/s";
+			o->link_mbit = n;
+		} else if (a == "--cc") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!amst::parse_cc_algo(v, &o->cc))
+				return "--cc: '" + v + "' is not bbr, cubic or reno";
+		} else if (a == "--streams") {
+			if (!(err = value(&v)).empty())
+				return err;
+			streams_set = true;
+			if (v == "auto")
+				o->streams = 0;
+			else if (!parse_uint(v, 1, wire::kMaxStreams, &n))
+				return "--streams: '" + v + "' is not 'auto' or a count in 1..256";
+			else
+				o->streams = uint16_t(n);
+		} else if (a == "--max-streams") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 1, wire::kMaxStreams, &n))
+				return "--max-streams: '" + v + "' is not a count in 1..256";
+			o->max_streams = uint16_t(n);
+		} else if (a == "--window-chunks") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 16, 65536, &n))
+				return "--window-chunks: '" + v + "' is not a count in 16..65536";
+			o->window_chunks = uint32_t(n);
+		} else if (a == "--progress-s") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_seconds(v, 0, 3600, &o->progress_s))
+				return "--progress-s: '" + v + "' is not a number of seconds in 0..3600";
+		} else if (a == "--timeout-s") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_seconds(v, 0.1, 86400, &o->timeout_s))
+				return "--timeout-s: '" + v + "' is not a number of seconds in 0.1..86400";
+		} else if (a == "--report-json") {
+			if (!(err = value(&o->report_json)).empty())
+				return err;
+		} else {
+			return "unknown option '" + a + "' (EAL options go before '--', see --help)";
+		}
+	}
+	if (!o->ip)
+		return "--ip is required: this gateway's IPv4 address on the port";
+	bool sender = o->peer || !o->send_path.empty();
+	if (o->listen == sender)
+		return "say what to do: either --listen --recv-dir DIR, or --peer ADDR --send FILE";
+	if (o->listen && o->recv_dir.empty())
+		return "--listen needs --recv-dir DIR";
+	if (sender && (!o->peer || o->send_path.empty()))
+		return o->peer ? "--peer needs --send FILE" : "--send needs --peer ADDR";
+	if (o->peer == o->ip)
+		return "--peer " + ip_str(o->peer) + " is this gateway's own address";
+	if (streams_set && o->streams > o->max_streams)
+		o->max_streams = o->streams;
+	return "";
+}
+
+// ================================================================ the gateway
+
+namespace {
+
+class Gateway {
+public:
+	explicit Gateway(const GatewayOptions &o) : o_(o) {}
+	~Gateway();
+	int run();
+
+private:
+	// set-up (main lcore, before the workers start)
+	std::string setup();
+	// the control-plane thread
+	void control();
+	int control_sender();
+	// Waits for the peer's `want` message (its body in *body); a reject, a close, a
+	// timeout from since_ns or a signal give the error instead.
+	std::string await_reply(MsgType want, const char *what, uint64_t since_ns, std::vector<uint8_t> *body);
+	int control_receiver();
+
+	// helpers
+	void post_all(const Worker::Command &fn);
+	bool sync_workers(double timeout_s);
+	// Waits until every control message queued so far on worker 0 is acknowledged
+	// (or the session closed); false on timeout.
+	bool wait_ctrl_flushed(double timeout_s);
+	std::vector<WorkerSnapshot> snapshots() const;
+	std::vector<std::shared_ptr<amst::Session>> make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
+								   uint32_t ring_packets);
+	Event *next_event(uint64_t deadline_ns);
+	bool interrupted() const { return g_signal.load() != 0; }
+	void detach_all();
+	void report(bool ok, const std::string &error);
+	void progress_sender(uint64_t now, bool last);
+	void progress_receiver(uint64_t now, bool last);
+
+	GatewayOptions o_;
+	drivers::PortInfo port_;
+	bool port_open_ = false;
+	std::vector<rte_mempool *> pools_;
+	std::vector<unsigned> lcores_;
+	std::vector<std::unique_ptr<Worker>> workers_;
+	std::vector<Worker *> worker_ptrs_;
+	rte_ring *events_ = nullptr;
+	drivers::Iface iface_;
+	int exit_code_ = 2;
+	std::string err_;
+	uint16_t mss_ = 0;
+
+	// The transfer
+	std::shared_ptr<PeerPath> path_;
+	std::vector<std::shared_ptr<amst::Session>> sessions_;
+	std::unique_ptr<amst::ChunkScheduler> sched_;
+	std::unique_ptr<amst::ChunkAssembler> assembler_;
+	std::unique_ptr<SourceFile> source_;
+	std::unique_ptr<SinkFile> sink_;
+	uint64_t session_id_ = 0;
+	uint32_t chunk_size_ = 0, nb_chunks_ = 0, window_ = 0;
+	uint64_t object_size_ = 0;
+	std::string object_name_, file_path_;
+	Sha256 sha_{};
+	bool sha_known_ = false;
+	uint64_t start_ns_ = 0, first_packet_ns_ = 0, done_ns_ = 0, hello_rtt_ns_ = 0;
+	uint16_t streams_ = 0, streams_initial_ = 0;
+	std::string streams_reason_;
+	std::unique_ptr<StreamTuner> tuner_;
+	uint64_t ceiling_ = 0;
+	// progress
+	uint64_t last_progress_ns_ = 0, last_bytes_ = 0, last_sent_ = 0, last_lost_ = 0;
+	double last_rate_mbit_ = 0;
+	bool ok_ = false;
+};
+
+Gateway::~Gateway()
+{
+	workers_.clear();
+	if (events_) {
+		void *p;
+		while (rte_ring_dequeue(events_, &p) == 0)
+			delete static_cast<Event *>(p);
+		rte_ring_free(events_);
+	}
+	if (port_open_) {
+		(void)drivers::port_close(port_.port_id);
+	}
+	hugepages::pools_free(&pools_);
+}
+
+std::string Gateway::setup()
+{
+	unsigned lc;
+	RTE_LCORE_FOREACH(lc)
+	lcores_.push_back(lc);
+	// The main lcore first: it runs worker 0 (and queue 0, where ARP lands).
+	std::stable_partition(lcores_.begin(), lcores_.end(), [](unsigned l) { return l == rte_get_main_lcore(); });
+	uint16_t nb_workers = uint16_t(lcores_.size());
+
+	uint16_t nb_ports = rte_eth_dev_count_avail();
+	if (nb_ports == 0)
+		return "no DPDK port: give the EAL one (-a PCI address, or --vdev net_af_packet0,iface=IFACE)";
+	drivers::PortConfig pc;
+	pc.name = o_.dev;
+	pc.nb_queues = nb_workers;
+	pc.mtu = o_.mtu;
+	pc.require_rss = false; // without RSS the workers hand packets to each other
+	// The core list must fit the device's queues; say so before anything is allocated.
+	uint16_t pid = 0;
+	if (!o_.dev.empty()) {
+		if (rte_eth_dev_get_port_by_name(o_.dev.c_str(), &pid) != 0)
+			return "--dev " + o_.dev + ": no such DPDK port (give the EAL the device: -a PCI address or --vdev)";
+	} else if (nb_ports > 1) {
+		return std::to_string(nb_ports) + " DPDK ports: say which one with --dev NAME";
+	} else {
+		RTE_ETH_FOREACH_DEV(pid) break;
+	}
+	rte_eth_dev_info dev{};
+	if (rte_eth_dev_info_get(pid, &dev) != 0)
+		return "port " + std::to_string(pid) + ": cannot read its device info";
+	if (dev.max_rx_queues < nb_workers || dev.max_tx_queues < nb_workers)
+		return "the core list has " + std::to_string(nb_workers) + " lcores (one worker each) but port " +
+		       std::to_string(pid) + " (" + dev.driver_name + ") has " +
+		       std::to_string(std::min(dev.max_rx_queues, dev.max_tx_queues)) +
+		       " queue pair(s): give the EAL fewer lcores (-l) or the device more queues (e.g. qpairs=N)";
+
+	// Pools sized for the most descriptors a queue may get; port_open settles the rest.
+	hugepages::PoolDemand d;
+	d.nb_workers = nb_workers;
+	d.nb_rxd = std::min<uint16_t>(dev.rx_desc_lim.nb_max ? dev.rx_desc_lim.nb_max : 4096, 4096);
+	d.nb_txd = std::min<uint16_t>(dev.tx_desc_lim.nb_max ? dev.tx_desc_lim.nb_max : 4096, 4096);
+	d.nb_rxd = std::min<uint16_t>(d.nb_rxd, pc.nb_rxd);
+	d.nb_txd = std::min<uint16_t>(d.nb_txd, pc.nb_txd);
+	d.mtu = o_.mtu;
+	hugepages::PoolPlan plan;
+	if (std::string e = hugepages::plan_pools(d, &plan); !e.empty())
+		return e;
+	if (std::string e = hugepages::pools_create(plan, lcores_, "dwcp_pkt", &pools_); !e.empty())
+		return e;
+	pc.rx_pools = pools_;
+	char dev_name[RTE_ETH_NAME_MAX_LEN];
+	if (rte_eth_dev_get_name_by_port(pid, dev_name) == 0)
+		pc.name = dev_name;
+	if (std::string e = drivers::port_open(pc, &port_); !e.empty())
+		return e;
+	port_open_ = true;
+
+	iface_.mac = port_.mac;
+	iface_.ip = o_.ip;
+	iface_.udp_port = rte_cpu_to_be_16(o_.udp_port);
+	mss_ = uint16_t(wire::data_payload_max(o_.mtu, false));
+
+	events_ = rte_ring_create(("dwcp_ev_" + std::to_string(getpid())).c_str(), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (!events_)
+		return std::string("cannot create the event ring: ") + rte_strerror(rte_errno);
+	for (uint16_t i = 0; i < nb_workers; i++) {
+		workers_.push_back(std::make_unique<Worker>());
+		worker_ptrs_.push_back(workers_.back().get());
+	}
+	for (uint16_t i = 0; i < nb_workers; i++) {
+		dataplane::WorkerConfig wc;
+		wc.lcore = lcores_[i];
+		wc.index = i;
+		wc.nb_workers = nb_workers;
+		wc.port_id = port_.port_id;
+		wc.port_name = port_.name;
+		wc.mtu = o_.mtu;
+		wc.pool = pools_[i];
+		wc.iface = iface_;
+		wc.offloads = port_.tx;
+		wc.listen = o_.listen && i == 0;
+		if (std::string e = workers_[i]->init(wc, events_, &worker_ptrs_); !e.empty())
+			return e;
+	}
+	return "";
+}
+
+void Gateway::post_all(const Worker::Command &fn)
+{
+	for (auto &w : workers_)
+		while (!w->post(fn))
+			std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+bool Gateway::sync_workers(double timeout_s)
+{
+	auto done = std::make_shared<std::atomic<unsigned>>(0);
+	post_all([done](Worker &) { done->fetch_add(1); });
+	uint64_t until = mono_ns() + uint64_t(timeout_s * 1e9);
+	while (done->load() < workers_.size()) {
+		if (mono_ns() > until)
+			return false;
+		std::this_thread::sleep_for(std::chrono::microseconds(200));
+	}
+	return true;
+}
+
+bool Gateway::wait_ctrl_flushed(double timeout_s)
+{
+	uint64_t until = mono_ns() + uint64_t(timeout_s * 1e9);
+	if (!sync_workers(timeout_s))
+		return false;
+	// A snapshot taken after the commands ran.
+	uint64_t after = mono_ns();
+	while (mono_ns() < until && !interrupted()) {
+		WorkerSnapshot s = workers_[0]->snapshot();
+		if (s.at_ns > after && (s.ctrl_flushed || s.closed))
+			return true;
+		std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	}
+	return false;
+}
+
+std::vector<WorkerSnapshot> Gateway::snapshots() const
+{
+	std::vector<WorkerSnapshot> v;
+	for (auto &w : workers_)
+		v.push_back(w->snapshot());
+	return v;
+}
+
+Event *Gateway::next_event(uint64_t deadline_ns)
+{
+	void *p;
+	for (;;) {
+		if (rte_ring_sc_dequeue(events_, &p) == 0)
+			return static_cast<Event *>(p);
+		if (mono_ns() >= deadline_ns || interrupted())
+			return nullptr;
+		std::this_thread::sleep_for(std::chrono::microseconds(500));
+	}
+}
+
+std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
+								    uint32_t ring_packets)
+{
+	std::vector<std::shared_ptr<amst::Session>> v;
+	rte_ring *events = events_;
+	for (uint16_t i = 0; i < workers_.size(); i++) {
+		amst::SessionConfig c;
+		c.session_id = sid;
+		c.mss = mss_;
+		c.packet_overhead = uint32_t(wire::kHeaderLen + wire::kDataFrameLen + wire::kEncapLen);
+		c.nb_streams = nb_streams;
+		c.shard = i;
+		c.nb_shards = uint16_t(workers_.size());
+		c.sends_data = sender;
+		c.data.cc = o_.cc;
+		c.data.max_inflight_packets = ring_packets;
+		amst::Session::CtrlHandler h;
+		if (i == 0)
+			h = [events, sid](uint16_t type, std::span<const uint8_t> body) {
+				auto *ev = new Event{.kind = Event::Kind::ctrl_message};
+				ev->type = type;
+				ev->session_id = sid;
+				ev->body.assign(body.begin(), body.end());
+				if (rte_ring_mp_enqueue(events, ev) != 0)
+					delete ev;
+			};
+		v.push_back(std::make_shared<amst::Session>(c, nullptr, nullptr, nullptr, h));
+	}
+	return v;
+}
+
+void Gateway::detach_all()
+{
+	post_all([](Worker &w) { w.detach(); });
+	sync_workers(5);
+	sessions_.clear();
+}
+
+// ---------------------------------------------------------------- report
+
+void Gateway::report(bool ok, const std::string &error)
+{
+	auto snaps = snapshots();
+	uint64_t rx = 0, tx = 0, sent = 0, lost = 0, retx = 0, srtt = 0, minrtt = 0;
+	for (auto &s : snaps) {
+		rx += s.rx_packets;
+		tx += s.tx_packets;
+		sent += s.sent_packets;
+		lost += s.lost_packets;
+		retx += s.session.tx_retransmits;
+		srtt = std::max(srtt, s.srtt_ns);
+		if (s.min_rtt_ns && (!minrtt || s.min_rtt_ns < minrtt))
+			minrtt = s.min_rtt_ns;
+	}
+	double secs = first_packet_ns_ && done_ns_ > first_packet_ns_ ? double(done_ns_ - first_packet_ns_) / 1e9 : 0;
+	double goodput = secs > 0 ? double(object_size_) * 8 / secs / 1e6 : 0;
+	bool sender = !o_.listen;
+	if (o_.progress_s > 0 || !ok) {
+		printf("%s %s: %s\n", sender ? "send" : "recv", ok ? "verified" : "FAILED",
+		       ok ? (file_path_ + " (" + std::to_string(object_size_) + " bytes)").c_str() : error.c_str());
+		if (ok)
+			printf("  %.2f s from first packet to verified file, %.1f Mbit/s goodput\n"
+			       "  sha256 %s\n"
+			       "  streams %u (started at %u: %s)\n"
+			       "  rtt %.1f ms (min %.1f), loss %.2f%%, %" PRIu64 " retransmitted packets, chunk %u B, window %u chunks, %zu worker core(s)\n",
+			       secs, goodput, to_hex(sha_).c_str(), streams_, streams_initial_, streams_reason_.c_str(),
+			       srtt / 1e6, minrtt / 1e6, sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, chunk_size_,
+			       window_, workers_.size());
+		fflush(stdout);
+	}
+	if (o_.report_json.empty())
+		return;
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+		 "{\"role\": \"%s\", \"ok\": %s, \"error\": %s, \"file\": %s, \"bytes\": %" PRIu64 ", \"sha256\": \"%s\", "
+		 "\"first_packet_ns\": %" PRIu64 ", \"done_ns\": %" PRIu64 ", \"seconds\": %.6f, \"goodput_mbit\": %.3f, "
+		 "\"streams\": %u, \"streams_initial\": %u, \"streams_reason\": %s, \"cc\": \"%s\", \"rtt_ms\": %.3f, "
+		 "\"min_rtt_ms\": %.3f, \"loss_pct\": %.4f, \"retransmits\": %" PRIu64 ", \"packets_sent\": %" PRIu64
+		 ", \"packets_received\": %" PRIu64 ", \"worker_cores\": %zu, \"chunk_size\": %u, \"window_chunks\": %u, "
+		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f}\n",
+		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
+		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
+		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
+		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
+		 o_.link_mbit, hello_rtt_ns_ / 1e6);
+	std::string tmp = o_.report_json + ".tmp";
+	FILE *f = fopen(tmp.c_str(), "w");
+	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
+		fprintf(stderr, "dwcp-gateway: cannot write the report '%s': %s\n", o_.report_json.c_str(), strerror(errno));
+}
+
+void Gateway::progress_sender(uint64_t now, bool last)
+{
+	if (o_.progress_s <= 0 || (!last && now < last_progress_ns_ + uint64_t(o_.progress_s * 1e9)))
+		return;
+	auto snaps = snapshots();
+	uint64_t acked_chunks = 0, sent = 0, lost = 0, retx = 0, srtt = 0, pace = 0, inflight = 0;
+	for (auto &s : snaps) {
+		pace += s.pacing_bytes_per_s;
+		inflight += s.bytes_in_flight;
+		acked_chunks += s.session.chunks_acked;
+		sent += s.sent_packets;
+		lost += s.lost_packets;
+		retx += s.session.tx_retransmits;
+		srtt = std::max(srtt, s.srtt_ns);
+	}
+	uint64_t bytes = std::min<uint64_t>(acked_chunks * chunk_size_, object_size_);
+	double dt = last_progress_ns_ ? double(now - last_progress_ns_) / 1e9 : 0;
+	double rate = dt > 0 ? double(bytes - last_bytes_) * 8 / dt / 1e6 : 0;
+	double loss = sent > last_sent_ ? 100.0 * double(lost - last_lost_) / double(sent - last_sent_) : 0;
+	printf("[%6.1fs] %s / %s  %5.1f%%  %7.1f Mbit/s  rtt %6.1f ms  loss %5.2f%%  streams %u  retx %" PRIu64
+	       "  pacing %.0f Mbit/s  in flight %.1f MB\n",
+	       double(now - start_ns_) / 1e9, human_bytes(double(bytes)).c_str(), human_bytes(double(object_size_)).c_str(),
+	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate, srtt / 1e6, loss, streams_, retx,
+	       double(pace) * 8 / 1e6, double(inflight) / 1e6);
+	fflush(stdout);
+	last_progress_ns_ = now, last_bytes_ = bytes, last_sent_ = sent, last_lost_ = lost;
+}
+
+void Gateway::progress_receiver(uint64_t now, bool last)
+{
+	if (o_.progress_s <= 0 || (!last && now < last_progress_ns_ + uint64_t(o_.progress_s * 1e9)))
+		return;
+	auto snaps = snapshots();
+	uint64_t bytes = 0, dup = 0, srtt = 0;
+	for (auto &s : snaps) {
+		bytes += s.session.rx_data_bytes;
+		dup += s.session.rx_duplicate + s.session.rx_dup_data;
+		srtt = std::max(srtt, s.srtt_ns);
+	}
+	double dt = last_progress_ns_ ? double(now - last_progress_ns_) / 1e9 : 0;
+	double rate = dt > 0 ? double(bytes - last_bytes_) * 8 / dt / 1e6 : 0;
+	printf("[%6.1fs] received %s / %s  %5.1f%%  %7.1f Mbit/s  written %s  duplicates %" PRIu64 "\n",
+	       double(now - start_ns_) / 1e9, human_bytes(double(bytes)).c_str(), human_bytes(double(object_size_)).c_str(),
+	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate,
+	       human_bytes(sink_ ? double(sink_->bytes_written()) : 0).c_str(), dup);
+	fflush(stdout);
+	last_progress_ns_ = now, last_bytes_ = bytes;
+}
+
+// ---------------------------------------------------------------- sender
+
+std::string Gateway::await_reply(MsgType want, const char *what, uint64_t since_ns, std::vector<uint8_t> *body)
+{
+	uint64_t deadline = since_ns + uint64_t(o_.timeout_s * 1e9);
+	for (;;) {
+		Event *ev = next_event(deadline);
+		if (!ev)
+			return interrupted() ? "interrupted"
+					     : "peer " + ip_str(o_.peer) + ":" + std::to_string(o_.udp_port) + " did not " + what +
+						       " within " + std::to_string(int(o_.timeout_s)) + " s (is a gateway listening there?)";
+		std::unique_ptr<Event> hold(ev);
+		if (ev->kind == Event::Kind::session_closed)
+			return "peer closed the session: " + ev->text;
+		if (ev->kind != Event::Kind::ctrl_message)
+			continue;
+		if (ev->type == uint16_t(MsgType::reject)) {
+			Reject r;
+			if (std::string e = decode(ev->body, &r); !e.empty())
+				return "peer sent a malformed " + e;
+			return "peer refused '" + object_name_ + "': " + r.reason;
+		}
+		if (ev->type == uint16_t(want)) {
+			*body = std::move(ev->body);
+			return "";
+		}
+	}
+}
+
+int Gateway::control_sender()
+{
+	auto fail = [&](const std::string &e) {
+		err_ = e;
+		return 1;
+	};
+	source_ = std::make_unique<SourceFile>();
+	if (std::string e = source_->open(o_.send_path); !e.empty()) {
+		err_ = e;
+		return 2;
+	}
+	object_size_ = source_->size();
+	file_path_ = o_.send_path;
+	object_name_ = file_path_.substr(file_path_.find_last_of('/') + 1);
+	if (std::string why = check_object_name(object_name_); !why.empty()) {
+		err_ = "--send: the file name '" + object_name_ + "' cannot be sent: " + why;
+		return 2;
+	}
+	if (!o_.link_mbit) {
+		rte_eth_link link{};
+		if (drivers::port_link(port_.port_id, &link).empty() && link.link_speed && link.link_speed != RTE_ETH_SPEED_NUM_UNKNOWN)
+			o_.link_mbit = link.link_speed;
+	}
+	uint64_t link_bps = o_.link_mbit * 1'000'000;
+
+	// 1. The peer's MAC.
+	auto *w0 = workers_[0].get();
+	uint32_t peer = o_.peer;
+	w0->post([peer](Worker &w) { w.resolve(peer); });
+	rte_ether_addr mac{};
+	for (;;) {
+		Event *ev = next_event(mono_ns() + 10'000'000'000ull);
+		if (!ev)
+			return fail(interrupted() ? "interrupted" : "peer " + ip_str(peer) + " unreachable: no ARP verdict in 10 s");
+		std::unique_ptr<Event> hold(ev);
+		if (ev->kind == Event::Kind::arp_unreachable)
+			return fail(ev->text);
+		if (ev->kind == Event::Kind::arp_resolved) {
+			mac = ev->mac;
+			break;
+		}
+	}
+
+	// 2. Hello: sessions on every worker, the control channel on worker 0.
+	std::random_device rd;
+	session_id_ = (uint64_t(rd()) << 32 | rd()) | 1;
+	path_ = std::make_shared<PeerPath>();
+	path_->ip = peer;
+	path_->udp_port = rte_cpu_to_be_16(o_.udp_port);
+	path_->mac = mac;
+	drivers::tx_template_init(&path_->tpl, iface_, mac, peer, path_->udp_port, port_.tx);
+	steer_ports(path_.get(), o_.ip, 1, 0, false);
+	// Per-stream packet ring: four times the stream's share of a 500 ms BDP.
+	uint16_t max_streams = o_.streams ? o_.streams : o_.max_streams;
+	double bdp_pkts = double(link_bps ? link_bps : 10'000'000'000ull) / 8 * 0.5 / mss_;
+	uint32_t ring = std::bit_ceil(uint32_t(std::clamp(4 * bdp_pkts / 16, 1024.0, 65536.0)));
+	sessions_ = make_sessions(session_id_, true, max_streams, ring);
+	for (size_t i = 0; i < workers_.size(); i++) {
+		auto s = sessions_[i];
+		auto p = std::shared_ptr<const PeerPath>(path_);
+		workers_[i]->post([s, p](Worker &w) { w.attach(s, p); });
+	}
+	Hello hello{.name = object_name_,
+		    .size = object_size_,
+		    .mss = mss_,
+		    .max_streams = max_streams,
+		    .link_bps = link_bps,
+		    .rx_queues = uint16_t(workers_.size()),
+		    .reta_size = port_.reta_size,
+		    .rss = port_.rss_hf != 0};
+	auto hb = std::make_shared<std::vector<uint8_t>>(encode(hello));
+	auto s0 = sessions_[0];
+	first_packet_ns_ = mono_ns();
+	w0->post([s0, hb](Worker &) { s0->send_ctrl(uint16_t(MsgType::hello), *hb); });
+
+	// 3. Accept or reject.
+	Accept acc;
+	std::vector<uint8_t> body;
+	if (std::string e = await_reply(MsgType::accept, "answer the hello", first_packet_ns_, &body); !e.empty())
+		return fail(e);
+	if (std::string e = decode(body, &acc); !e.empty())
+		return fail("peer sent a malformed " + e);
+	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - first_packet_ns_, 1'000'000);
+
+	// 4. Begin: chunk size from the measured RTT, the window the receiver offers.
+	chunk_size_ = amst::chunk_size_for(hello_rtt_ns_, link_bps / 8, mss_);
+	nb_chunks_ = amst::nb_chunks_for(object_size_, chunk_size_);
+	window_ = acc.window_chunks;
+	source_->set_chunk_size(chunk_size_);
+	sched_ = std::make_unique<amst::ChunkScheduler>(nb_chunks_, window_);
+	streams_initial_ = o_.streams ? o_.streams
+				      : std::min(initial_streams(double(o_.link_mbit ? o_.link_mbit : 10000),
+								 double(hello_rtt_ns_) / 1e6),
+						 max_streams);
+	streams_ = streams_initial_;
+	char why[160];
+	if (o_.streams)
+		snprintf(why, sizeof(why), "fixed by --streams");
+	else
+		snprintf(why, sizeof(why), "start: min(256, max(16, %" PRIu64 " Mbit/s / (%.0f ms * 0.1)))", o_.link_mbit,
+			 double(hello_rtt_ns_) / 1e6);
+	streams_reason_ = why;
+	if (!o_.streams) {
+		AutotuneConfig ac;
+		ac.max_streams = max_streams;
+		tuner_ = std::make_unique<StreamTuner>(ac, streams_, streams_reason_);
+	}
+	ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;
+	steer_ports(path_.get(), o_.ip, acc.rx_queues, acc.reta_size, acc.rss);
+	auto bb = std::make_shared<std::vector<uint8_t>>(encode(Begin{.chunk_size = chunk_size_, .nb_chunks = nb_chunks_}));
+	w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
+	if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
+		return fail(e);
+	{
+		auto *sched = sched_.get();
+		auto *src = source_.get();
+		uint16_t n = streams_;
+		uint64_t ceil = ceiling_;
+		for (size_t i = 0; i < workers_.size(); i++) {
+			auto s = sessions_[i];
+			workers_[i]->post([s, sched, src, n, ceil](Worker &w) {
+				s->set_active_streams(n);
+				if (ceil)
+					s->set_rate_ceiling(ceil, w.now_ns());
+				s->attach_sender(sched, src);
+			});
+		}
+	}
+
+	// 5. Run: tune, report progress, send the digest when the hash is done, wait for
+	// the receiver's verdict.
+	bool digest_sent = false;
+	uint64_t last_rx = 0, last_rx_change = mono_ns(), next_tune = 0;
+	for (;;) {
+		uint64_t now = mono_ns();
+		if (interrupted())
+			return fail("interrupted");
+		if (!digest_sent && source_->hash_done()) {
+			if (!source_->hash_error().empty())
+				return fail(source_->hash_error());
+			sha_ = source_->digest();
+			sha_known_ = true;
+			auto db = std::make_shared<std::vector<uint8_t>>(encode(Digest{.sha256 = sha_}));
+			w0->post([s0, db](Worker &) { s0->send_ctrl(uint16_t(MsgType::digest), *db); });
+			digest_sent = true;
+		}
+		while (Event *ev = next_event(0)) {
+			std::unique_ptr<Event> hold(ev);
+			if (ev->kind == Event::Kind::session_closed)
+				return fail("peer closed the session: " + ev->text);
+			if (ev->kind != Event::Kind::ctrl_message || ev->type != uint16_t(MsgType::result))
+				continue;
+			Result r;
+			if (std::string e = decode(ev->body, &r); !e.empty())
+				return fail("peer sent a malformed " + e);
+			done_ns_ = mono_ns();
+			progress_sender(done_ns_, true);
+			if (!r.ok)
+				return fail("receiver: " + r.detail);
+			// Say goodbye and give the close a moment to leave.
+			std::string bye = "done";
+			w0->post([s0, bye](Worker &) { s0->close(0, bye); });
+			uint64_t until = mono_ns() + 200'000'000;
+			while (mono_ns() < until && !(workers_[0]->snapshot().closed))
+				std::this_thread::sleep_for(std::chrono::milliseconds(1));
+			ok_ = true;
+			return 0;
+		}
+		auto snaps = snapshots();
+		uint64_t rx = 0, delivered = 0, srtt = 0;
+		for (auto &s : snaps) {
+			rx += s.rx_packets;
+			delivered += s.delivered_bytes;
+			srtt = std::max(srtt, s.srtt_ns);
+		}
+		if (rx != last_rx)
+			last_rx = rx, last_rx_change = now;
+		else if (now - last_rx_change > uint64_t(o_.timeout_s * 1e9))
+			return fail("peer " + ip_str(peer) + " silent for " + std::to_string(int(o_.timeout_s)) + " s");
+		if (tuner_ && now >= next_tune) {
+			next_tune = now + 50'000'000;
+			AutotuneSample smp{.now_ns = now,
+					   .delivered_bytes = delivered,
+					   .srtt_ns = srtt,
+					   .app_limited = sched_->window_blocked() || sched_->all_claimed()};
+			AutotuneDecision d = tuner_->observe(smp);
+			if (d.changed) {
+				streams_ = d.streams;
+				if (!tuner_->last_reason().empty())
+					streams_reason_ = tuner_->last_reason();
+				uint16_t n = streams_;
+				uint64_t ceil = ceiling_;
+				for (size_t i = 0; i < workers_.size(); i++) {
+					auto s = sessions_[i];
+					workers_[i]->post([s, n, ceil](Worker &w) {
+						s->set_active_streams(n);
+						if (ceil)
+							s->set_rate_ceiling(ceil, w.now_ns());
+					});
+				}
+			}
+			if (tuner_->settled_streams() == streams_ && !tuner_->last_reason().empty())
+				streams_reason_ = tuner_->last_reason();
+		}
+		progress_sender(now, false);
+		std::this_thread::sleep_for(std::chrono::milliseconds(2));
+	}
+}
+
+// ---------------------------------------------------------------- receiver
+
+int Gateway::control_receiver()
+{
+	struct stat st;
+	if (stat(o_.recv_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+		err_ = "--recv-dir '" + o_.recv_dir + "' is not a directory";
+		return 2;
+	}
+	if (access(o_.recv_dir.c_str(), W_OK) != 0) {
+		err_ = "--recv-dir '" + o_.recv_dir + "' is not writable: " + strerror(errno);
+		return 2;
+	}
+	window_ = o_.window_chunks ? o_.window_chunks : 512;
+	printf("listening on %s:%u (%s, %zu worker core(s)), receiving into %s\n", ip_str(o_.ip).c_str(), o_.udp_port,
+	       port_.label().c_str(), workers_.size(), o_.recv_dir.c_str());
+	fflush(stdout);
+
+	for (;;) {
+		// Wait for a peer's hello.
+		Event *ev = nullptr;
+		while (!ev) {
+			if (interrupted()) {
+				err_ = "interrupted";
+				return 1;
+			}
+			ev = next_event(mono_ns() + 100'000'000);
+		}
+		std::unique_ptr<Event> first(ev);
+		if (ev->kind != Event::Kind::new_peer)
+			continue;
+		session_id_ = ev->session_id;
+		first_packet_ns_ = mono_ns();
+		start_ns_ = first_packet_ns_;
+		path_ = std::make_shared<PeerPath>();
+		path_->ip = ev->src_ip;
+		path_->udp_port = rte_cpu_to_be_16(o_.udp_port);
+		path_->mac = ev->mac;
+		drivers::tx_template_init(&path_->tpl, iface_, ev->mac, ev->src_ip, path_->udp_port, port_.tx);
+		steer_ports(path_.get(), o_.ip, 1, 0, false);
+		sessions_ = make_sessions(session_id_, false, wire::kMaxStreams, 64);
+		auto pkt = std::make_shared<std::vector<uint8_t>>(std::move(ev->body));
+		for (size_t i = 0; i < workers_.size(); i++) {
+			auto s = sessions_[i];
+			auto p = std::shared_ptr<const PeerPath>(path_);
+			bool replay = i == 0;
+			workers_[i]->post([s, p, pkt, replay](Worker &w) {
+				w.attach(s, p);
+				if (replay)
+					w.replay(*pkt);
+			});
+		}
+		std::string peer = ip_str(path_->ip);
+
+		int rc = [&]() -> int {
+			auto s0 = sessions_[0];
+			auto *w0 = workers_[0].get();
+			auto send = [&](MsgType t, std::vector<uint8_t> body) {
+				auto b = std::make_shared<std::vector<uint8_t>>(std::move(body));
+				w0->post([s0, t, b](Worker &) { s0->send_ctrl(uint16_t(t), *b); });
+			};
+			auto reject = [&](RejectCode c, const std::string &why) {
+				send(MsgType::reject, encode(Reject{.code = c, .reason = why}));
+				err_ = why;
+				return 1;
+			};
+			Hello hello;
+			bool have_hello = false, have_begin = false;
+			uint64_t last_rx = 0, last_rx_change = mono_ns();
+			for (;;) {
+				uint64_t now = mono_ns();
+				if (interrupted()) {
+					err_ = "interrupted";
+					return 1;
+				}
+				while (Event *e = next_event(0)) {
+					std::unique_ptr<Event> hold(e);
+					if (e->kind == Event::Kind::session_closed) {
+						if (ok_)
+							return 0;
+						err_ = "peer " + peer + " closed the session: " + e->text;
+						return 1;
+					}
+					if (e->kind != Event::Kind::ctrl_message)
+						continue;
+					switch (MsgType(e->type)) {
+					case MsgType::hello: {
+						if (have_hello)
+							break;
+						if (std::string err = decode(e->body, &hello); !err.empty())
+							return reject(RejectCode::bad_request, "malformed " + err);
+						have_hello = true;
+						object_size_ = hello.size;
+						object_name_ = hello.name;
+						sink_ = std::make_unique<SinkFile>();
+						bool no_space = false;
+						if (std::string err = sink_->create(o_.recv_dir, hello.name, hello.size, session_id_, &no_space);
+						    !err.empty())
+							return reject(no_space ? RejectCode::no_space : RejectCode::io_error, err);
+						file_path_ = sink_->final_path();
+						printf("receiving '%s' (%" PRIu64 " bytes) from %s\n", hello.name.c_str(), hello.size,
+						       peer.c_str());
+						fflush(stdout);
+						steer_ports(path_.get(), o_.ip, hello.rx_queues, hello.reta_size, hello.rss);
+						send(MsgType::accept, encode(Accept{.window_chunks = window_,
+										    .rx_queues = uint16_t(workers_.size()),
+										    .reta_size = port_.reta_size,
+										    .rss = port_.rss_hf != 0}));
+						break;
+					}
+					case MsgType::begin: {
+						if (!have_hello || have_begin)
+							break;
+						Begin b;
+						std::string err = decode(e->body, &b);
+						if (err.empty())
+							err = check_begin(b, hello);
+						if (!err.empty())
+							return reject(RejectCode::bad_request, err);
+						have_begin = true;
+						chunk_size_ = b.chunk_size;
+						nb_chunks_ = b.nb_chunks;
+						assembler_ = std::make_unique<amst::ChunkAssembler>(nb_chunks_, window_, hello.mss, sink_.get());
+						if (std::string e2 = sink_->start(chunk_size_, nb_chunks_, window_, port_.socket_id,
+										  assembler_.get());
+						    !e2.empty())
+							return reject(RejectCode::io_error, e2);
+						auto *as = assembler_.get();
+						post_all([as](Worker &w) {
+							if (w.session())
+								w.session()->attach_receiver(as);
+						});
+						if (!sync_workers(5)) {
+							err_ = "a worker did not answer within 5 s";
+							return 1;
+						}
+						send(MsgType::ready, {});
+						break;
+					}
+					case MsgType::digest: {
+						Digest d;
+						if (std::string err = decode(e->body, &d); !err.empty())
+							return reject(RejectCode::bad_request, "malformed " + err);
+						sha_ = d.sha256;
+						sha_known_ = true;
+						break;
+					}
+					default:
+						break;
+					}
+				}
+				if (have_begin && sink_->done() && sha_known_ && !ok_ && !done_ns_) {
+					if (sink_->failed()) {
+						send(MsgType::result, encode(Result{.ok = false, .bytes = 0, .detail = sink_->error()}));
+						err_ = sink_->error();
+						sink_->abort();
+						done_ns_ = mono_ns();
+						return 1;
+					}
+					std::string err = sink_->commit(sha_);
+					done_ns_ = mono_ns();
+					progress_receiver(done_ns_, true);
+					if (!err.empty()) {
+						send(MsgType::result, encode(Result{.ok = false, .bytes = object_size_, .detail = err}));
+						err_ = err;
+						// Let the verdict reach the sender before the session goes.
+						wait_ctrl_flushed(3);
+						return 1;
+					}
+					ok_ = true;
+					send(MsgType::result, encode(Result{.ok = true, .bytes = object_size_, .detail = file_path_}));
+					// The file is safe; the verdict gets a few seconds to reach the sender.
+					wait_ctrl_flushed(std::min(o_.timeout_s, 5.0));
+					return 0;
+				}
+				auto snaps = snapshots();
+				uint64_t rx = 0;
+				for (auto &s : snaps)
+					rx += s.rx_packets;
+				if (rx != last_rx)
+					last_rx = rx, last_rx_change = now;
+				else if (now - last_rx_change > uint64_t(o_.timeout_s * 1e9)) {
+					err_ = "peer " + peer + " silent for " + std::to_string(int(o_.timeout_s)) + " s";
+					return 1;
+				}
+				if (have_begin)
+					progress_receiver(now, false);
+				std::this_thread::sleep_for(std::chrono::milliseconds(2));
+			}
+		}();
+
+		if (rc != 0 && sink_)
+			sink_->abort();
+		if (rc != 0 && !done_ns_)
+			done_ns_ = mono_ns();
+		detach_all();
+		report(rc == 0, err_);
+		if (rc != 0)
+			fprintf(stderr, "dwcp-gateway: %s\n", err_.c_str());
+		assembler_.reset();
+		sink_.reset();
+		if (o_.once || interrupted())
+			return rc;
+		// Serve the next one.
+		err_.clear();
+		ok_ = false;
+		sha_known_ = false;
+		done_ns_ = first_packet_ns_ = 0;
+		last_progress_ns_ = last_bytes_ = 0;
+		printf("listening on %s:%u\n", ip_str(o_.ip).c_str(), o_.udp_port);
+		fflush(stdout);
+	}
+}
+
+void Gateway::control()
+{
+	start_ns_ = mono_ns();
+	int rc;
+	if (o_.listen) {
+		rc = control_receiver();
+		if (rc == 2)
+			fprintf(stderr, "dwcp-gateway: %s\n", err_.c_str());
+	} else {
+		rc = control_sender();
+		if (!done_ns_)
+			done_ns_ = mono_ns();
+		if (rc != 0)
+			fprintf(stderr, "dwcp-gateway: %s\n", err_.c_str());
+		detach_all();
+		report(rc == 0, err_);
+	}
+	exit_code_ = rc;
+	for (auto &w : workers_)
+		w->stop();
+}
+
+int Gateway::run()
+{
+	if (std::string e = setup(); !e.empty()) {
+		fprintf(stderr, "dwcp-gateway: %s\n", e.c_str());
+		return 2;
+	}
+	std::thread ctl([this] { control(); });
+	std::vector<Worker *> *ws = &worker_ptrs_;
+	rte_eal_mp_remote_launch(
+		[](void *arg) -> int {
+			auto *v = static_cast<std::vector<Worker *> *>(arg);
+			unsigned lc = rte_lcore_id();
+			for (Worker *w : *v)
+				if (w->config().lcore == lc)
+					return w->run();
+			return 0;
+		},
+		ws, CALL_MAIN);
+	rte_eal_mp_wait_lcore();
+	ctl.join();
+	return exit_code_;
+}
+
+} // namespace
+
+int gateway_run(const GatewayOptions &o)
+{
+	struct sigaction sa {};
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, nullptr);
+	sigaction(SIGTERM, &sa, nullptr);
+	Gateway g(o);
+	return g.run();
+}
+
+} // namespace dwcp::control

@@ -1,0 +1,116 @@
+#pragma once
+// The gateway's control messages: what travels on a session's control channel
+// (stream 0: reliable, ordered, length-framed by the session) to set a transfer up,
+// run it and end it.
+//
+//   sender                                   receiver
+//   HELLO  object name, size, limits   ->
+//                                      <-    ACCEPT window, queues   (or REJECT why)
+//   BEGIN  chunk size, chunk count     ->    (chunk size needs the RTT the hello measured)
+//                                      <-    READY (every worker holds the assembler: data
+//                                            sent earlier would be dropped, and a first
+//                                            round of drops reads as heavy loss to BBR)
+//   ... DATA on streams 1..N, ACK/WINDOW back ...
+//   DIGEST sha-256 of the object       ->    (whenever the sender's hash is done)
+//                                      <-    RESULT ok / why not, after the file is
+//                                            verified and renamed (or removed)
+//   CLOSE (session frame)
+//
+// Every message starts with its own version byte; integers are big-endian; strings
+// are u16 length + bytes.  Decoders check every length and value and return a
+// one-line error naming the field, because the peer may be anyone.
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dwcp::control {
+
+constexpr uint8_t kMsgVersion = 1;
+constexpr size_t kMaxNameLen = 255;
+constexpr size_t kMaxTextLen = 512;
+
+enum class MsgType : uint16_t {
+	hello = 1,
+	accept = 2,
+	reject = 3,
+	begin = 4,
+	digest = 5,
+	result = 6,
+	ready = 7,   // no body
+};
+const char *msg_type_name(uint16_t type);
+
+struct Hello {
+	std::string name;         // the object's file name at the receiver: one path component
+	uint64_t size = 0;        // bytes
+	uint32_t mss = 0;         // chunk bytes per DATA packet
+	uint16_t max_streams = 0; // data streams the sender may use (1..256)
+	uint64_t link_bps = 0;    // the link rate the sender paces under (0 = unknown)
+	uint16_t rx_queues = 1;   // the sender's RX queues and RSS table, so the receiver can
+	uint16_t reta_size = 0;   // steer each stream's ACKs to the sender worker that owns it
+	bool rss = false;
+};
+
+struct Accept {
+	uint32_t window_chunks = 0; // chunks the receiver holds at once
+	uint16_t rx_queues = 1;
+	uint16_t reta_size = 0;
+	bool rss = false;
+};
+
+enum class RejectCode : uint16_t {
+	bad_request = 1, // a message that does not parse or makes no sense
+	exists = 2,      // a file of that name is there already
+	no_space = 3,    // the disk cannot hold it
+	io_error = 4,    // cannot create or write the file
+	busy = 5,        // already receiving another object
+};
+
+struct Reject {
+	RejectCode code = RejectCode::bad_request;
+	std::string reason;
+};
+
+struct Begin {
+	uint32_t chunk_size = 0;
+	uint32_t nb_chunks = 0;
+};
+
+struct Digest {
+	std::array<uint8_t, 32> sha256{};
+};
+
+struct Result {
+	bool ok = false;
+	uint64_t bytes = 0;   // bytes the receiver stored
+	std::string detail;   // why not, or where it went
+};
+
+std::vector<uint8_t> encode(const Hello &m);
+std::vector<uint8_t> encode(const Accept &m);
+std::vector<uint8_t> encode(const Reject &m);
+std::vector<uint8_t> encode(const Begin &m);
+std::vector<uint8_t> encode(const Digest &m);
+std::vector<uint8_t> encode(const Result &m);
+
+// Each returns "" or what is wrong ("hello: name contains '/'").
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Hello *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Accept *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Reject *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Begin *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Digest *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, Result *m);
+
+// A name the receiver may create in its directory: one non-empty path component,
+// not "." or "..", not hidden (the receiver's temporary files are), no control
+// characters, at most kMaxNameLen bytes.  Returns "" or why not.
+std::string check_object_name(const std::string &name);
+
+// Checks a BEGIN against the HELLO it follows.
+std::string check_begin(const Begin &b, const Hello &h);
+
+std::string to_hex(std::span<const uint8_t> b);
+
+} // namespace dwcp::control

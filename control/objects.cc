@@ -1,0 +1,299 @@
+#include "control/objects.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+
+namespace dwcp::control {
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+struct Md {
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	Md() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
+	~Md() { EVP_MD_CTX_free(ctx); }
+	void update(const void *p, size_t n) { EVP_DigestUpdate(ctx, p, n); }
+	void final(Sha256 *out) { EVP_DigestFinal_ex(ctx, out->data(), nullptr); }
+};
+
+} // namespace
+
+// ---------------------------------------------------------------- source
+
+SourceFile::~SourceFile()
+{
+	stop_.store(true);
+	if (hasher_.joinable())
+		hasher_.join();
+	if (map_)
+		munmap(const_cast<uint8_t *>(map_), size_);
+	if (fd_ >= 0)
+		close(fd_);
+}
+
+std::string SourceFile::open(const std::string &path)
+{
+	path_ = path;
+	fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd_ < 0)
+		return "cannot open '" + path + "': " + errno_text(errno);
+	struct stat st;
+	if (fstat(fd_, &st) != 0)
+		return "cannot stat '" + path + "': " + errno_text(errno);
+	if (!S_ISREG(st.st_mode))
+		return "'" + path + "' is not a regular file";
+	size_ = uint64_t(st.st_size);
+	if (size_) {
+		void *m = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+		if (m == MAP_FAILED)
+			return "cannot map '" + path + "': " + errno_text(errno);
+		map_ = static_cast<const uint8_t *>(m);
+		madvise(m, size_, MADV_SEQUENTIAL);
+	}
+	hasher_ = std::thread([this] { hash_thread(); });
+	return "";
+}
+
+std::span<const uint8_t> SourceFile::chunk_payload(uint32_t chunk_id)
+{
+	uint64_t off = uint64_t(chunk_id) * chunk_size_;
+	uint64_t len = std::min<uint64_t>(chunk_size_, size_ - off);
+	return {map_ + off, size_t(len)};
+}
+
+void SourceFile::hash_thread()
+{
+	// pread rather than the mapping: a file cut short under us is an error here,
+	// where the mapping would raise SIGBUS.
+	Md md;
+	std::vector<uint8_t> buf(4 << 20);
+	uint64_t off = 0;
+	while (off < size_ && !stop_.load(std::memory_order_relaxed)) {
+		ssize_t n = pread(fd_, buf.data(), std::min<uint64_t>(buf.size(), size_ - off), off_t(off));
+		if (n <= 0) {
+			hash_error_ = "reading '" + path_ + "' at byte " + std::to_string(off) + ": " +
+				      (n == 0 ? std::string("file shrank while being sent") : errno_text(errno));
+			hash_state_.store(2, std::memory_order_release);
+			return;
+		}
+		md.update(buf.data(), size_t(n));
+		off += uint64_t(n);
+	}
+	md.final(&digest_);
+	hash_state_.store(stop_.load() ? 2 : 1, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------- sink
+
+SinkFile::~SinkFile()
+{
+	stop_writer();
+	if (!committed_)
+		abort();
+	rte_ring_free(free_);
+	rte_ring_free(complete_);
+	rte_free(mem_);
+}
+
+void SinkFile::stop_writer()
+{
+	stop_.store(true);
+	if (writer_.joinable())
+		writer_.join();
+}
+
+std::string SinkFile::create(const std::string &dir, const std::string &name, uint64_t size, uint64_t session_id,
+			     bool *no_space)
+{
+	*no_space = false;
+	dir_ = dir;
+	size_ = size;
+	final_path_ = dir + "/" + name;
+	char sid[20];
+	snprintf(sid, sizeof(sid), "%016" PRIx64, session_id);
+	temp_path_ = dir + "/." + name + "." + sid + ".dwcp-part";
+	struct statvfs vfs;
+	if (statvfs(dir.c_str(), &vfs) == 0) {
+		uint64_t avail = uint64_t(vfs.f_bavail) * vfs.f_frsize;
+		if (avail < size) {
+			*no_space = true;
+			return "no space for '" + name + "' in " + dir + ": it needs " + std::to_string(size) + " bytes, " +
+			       std::to_string(avail) + " are free";
+		}
+	}
+	fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd_ < 0) {
+		std::string e = "cannot create '" + temp_path_ + "': " + errno_text(errno);
+		temp_path_.clear();
+		return e;
+	}
+	if (size) {
+		int rc = posix_fallocate(fd_, 0, off_t(size));
+		if (rc == ENOSPC) {
+			*no_space = true;
+			return "no space for '" + name + "' in " + dir + ": reserving " + std::to_string(size) +
+			       " bytes failed";
+		}
+		// Filesystems without fallocate (EOPNOTSUPP is emulated by glibc) still work:
+		// writes then find a full disk, which the writer reports.
+		if (rc && rc != EOPNOTSUPP && rc != EINVAL)
+			return "cannot reserve " + std::to_string(size) + " bytes for '" + temp_path_ + "': " + errno_text(rc);
+	}
+	return "";
+}
+
+std::string SinkFile::start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb_bufs, int socket,
+			    amst::ChunkAssembler *assembler)
+{
+	chunk_size_ = chunk_size;
+	nb_chunks_ = nb_chunks;
+	nb_bufs_ = std::max<uint32_t>(nb_bufs, 1);
+	assembler_ = assembler;
+	buf_of_.assign(nb_chunks, nullptr);
+	uint64_t bytes = uint64_t(nb_bufs_) * chunk_size;
+	mem_ = static_cast<uint8_t *>(rte_malloc_socket("dwcp_sink", bytes, 4096, socket));
+	if (!mem_)
+		return "cannot allocate " + std::to_string(bytes >> 20) + " MiB of chunk buffers on socket " +
+		       std::to_string(socket) + ": give the EAL more memory (-m, or reserve hugepages)";
+	uint32_t ring = rte_align32pow2(nb_bufs_ + 1);
+	std::string tag = std::to_string(getpid()) + "_" + std::to_string(uintptr_t(this) & 0xffffff);
+	free_ = rte_ring_create(("dwcp_sf" + tag).c_str(), ring, socket, 0);
+	complete_ = rte_ring_create(("dwcp_sc" + tag).c_str(), rte_align32pow2(std::max(nb_chunks, nb_bufs_) + 1),
+				    socket, RING_F_SC_DEQ);
+	if (!free_ || !complete_)
+		return std::string("cannot create the sink's rings: ") + rte_strerror(rte_errno);
+	for (uint32_t i = 0; i < nb_bufs_; i++)
+		rte_ring_enqueue(free_, mem_ + uint64_t(i) * chunk_size);
+	assembler_->set_flow_limit(nb_bufs_);
+	writer_ = std::thread([this] { writer_thread(); });
+	return "";
+}
+
+uint8_t *SinkFile::chunk_buffer(uint32_t chunk_id, uint32_t chunk_len)
+{
+	// A chunk's payload is its raw bytes here (no delta encoding on this path), so
+	// its length is fixed by its position.
+	uint64_t off = uint64_t(chunk_id) * chunk_size_;
+	if (chunk_id >= nb_chunks_ || chunk_len != std::min<uint64_t>(chunk_size_, size_ - off))
+		return nullptr;
+	void *b;
+	if (rte_ring_dequeue(free_, &b) != 0)
+		return nullptr; // the flow limit makes this unreachable
+	buf_of_[chunk_id] = static_cast<uint8_t *>(b);
+	return static_cast<uint8_t *>(b);
+}
+
+void SinkFile::chunk_complete(uint32_t chunk_id, uint32_t chunk_len)
+{
+	// Sized for every chunk id, so it never fills.
+	rte_ring_enqueue(complete_, reinterpret_cast<void *>(uintptr_t(chunk_id) + 1));
+}
+
+void SinkFile::writer_thread()
+{
+	Md md;
+	std::vector<bool> written(nb_chunks_, false);
+	uint32_t hashed = 0;
+	void *ids[64];
+	auto fail = [&](std::string why) {
+		error_ = std::move(why);
+		state_.store(2, std::memory_order_release);
+	};
+	while (hashed < nb_chunks_) {
+		if (stop_.load(std::memory_order_relaxed))
+			return fail("stopped before the object was complete");
+		unsigned n = rte_ring_dequeue_burst(complete_, ids, 64, nullptr);
+		if (!n) {
+			usleep(200);
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t id = uint32_t(uintptr_t(ids[i]) - 1);
+			uint64_t off = uint64_t(id) * chunk_size_;
+			size_t len = size_t(std::min<uint64_t>(chunk_size_, size_ - off));
+			const uint8_t *p = buf_of_[id];
+			size_t done = 0;
+			while (done < len) {
+				ssize_t w = pwrite(fd_, p + done, len - done, off_t(off + done));
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return fail("writing '" + temp_path_ + "' at byte " + std::to_string(off + done) + ": " +
+						    (w == 0 ? std::string("no progress") : errno_text(errno)));
+				done += size_t(w);
+			}
+			written[id] = true;
+			written_.fetch_add(len, std::memory_order_relaxed);
+		}
+		// Hash in object order and give back the buffers of what is hashed.
+		uint32_t before = hashed;
+		while (hashed < nb_chunks_ && written[hashed]) {
+			uint64_t off = uint64_t(hashed) * chunk_size_;
+			md.update(buf_of_[hashed], size_t(std::min<uint64_t>(chunk_size_, size_ - off)));
+			rte_ring_enqueue(free_, buf_of_[hashed]);
+			buf_of_[hashed] = nullptr;
+			hashed++;
+		}
+		if (hashed != before)
+			assembler_->set_flow_limit(hashed + nb_bufs_);
+	}
+	md.final(&digest_);
+	state_.store(1, std::memory_order_release);
+}
+
+std::string SinkFile::commit(const Sha256 &expected)
+{
+	if (failed())
+		return error_;
+	if (digest_ != expected) {
+		abort();
+		return "sha256 mismatch: received " + std::to_string(size_) + " bytes that do not hash to the sender's digest";
+	}
+	if (fdatasync(fd_) != 0) {
+		std::string e = "fsync '" + temp_path_ + "': " + errno_text(errno);
+		abort();
+		return e;
+	}
+	close(fd_);
+	fd_ = -1;
+	if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+		std::string e = "rename '" + temp_path_ + "' to '" + final_path_ + "': " + errno_text(errno);
+		abort();
+		return e;
+	}
+	int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	committed_ = true;
+	return "";
+}
+
+void SinkFile::abort()
+{
+	stop_writer();
+	if (fd_ >= 0) {
+		close(fd_);
+		fd_ = -1;
+	}
+	if (!temp_path_.empty() && !committed_) {
+		unlink(temp_path_.c_str());
+		temp_path_.clear();
+	}
+}
+
+} // namespace dwcp::control

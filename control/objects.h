@@ -1,0 +1,122 @@
+#pragma once
+// The files a gateway moves: a source it sends from, a sink it receives into.
+//
+// Source: the file is mapped read-only and the workers copy chunk bytes straight
+// from the page cache into mbufs; a hasher thread computes its SHA-256 meanwhile,
+// so the digest is ready long before the last chunk is acknowledged.
+//
+// Sink: chunks arrive out of order into fixed chunk buffers (EAL memory, hugepages
+// when the EAL has them) that the workers take from a lock-free pool.  A writer
+// thread writes each completed chunk to a temporary file at its offset and feeds
+// SHA-256 in object order, returning a buffer to the pool only once its chunk is
+// hashed; it bounds what the sender may send by the buffers it has
+// (ChunkAssembler::set_flow_limit), so a slow disk slows the sender down instead
+// of losing data.  The temporary file ("DIR/.NAME.<session>.dwcp-part", space
+// reserved up front with fallocate) is renamed to NAME only after the whole-file
+// digest matches the sender's, and fsync'd first; anything else removes it.  An
+// interrupted transfer therefore leaves either the old NAME or nothing, never a
+// file that looks complete.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rte_ring.h>
+
+#include "dataplane/amst/chunks.h"
+#include "dataplane/amst/session.h"
+
+namespace dwcp::control {
+
+using Sha256 = std::array<uint8_t, 32>;
+
+class SourceFile : public amst::ChunkProvider {
+public:
+	~SourceFile() override;
+	// Opens and maps path, starts hashing it.  Returns "" or one line naming the file.
+	[[nodiscard]] std::string open(const std::string &path);
+	uint64_t size() const { return size_; }
+	const std::string &path() const { return path_; }
+	void set_chunk_size(uint32_t chunk_size) { chunk_size_ = chunk_size; }
+
+	std::span<const uint8_t> chunk_payload(uint32_t chunk_id) override;
+	void chunk_acked(uint32_t chunk_id) override {}
+
+	// The hash is done (digest() valid) or failed (hash_error() says why).
+	bool hash_done() const { return hash_state_.load(std::memory_order_acquire) != 0; }
+	const Sha256 &digest() const { return digest_; }
+	const std::string &hash_error() const { return hash_error_; }
+
+private:
+	void hash_thread();
+
+	std::string path_;
+	int fd_ = -1;
+	const uint8_t *map_ = nullptr;
+	uint64_t size_ = 0;
+	uint32_t chunk_size_ = 0;
+	std::thread hasher_;
+	std::atomic<int> hash_state_{0}; // 0 running, 1 done, 2 failed
+	std::atomic<bool> stop_{false};
+	Sha256 digest_{};
+	std::string hash_error_;
+};
+
+class SinkFile : public amst::ChunkSink {
+public:
+	~SinkFile() override;
+	// Creates the temporary file in dir for an object of size bytes and reserves its
+	// space.  Errors (no space, cannot create) are one line naming the directory.
+	// `no_space` is set when the disk is too small.
+	[[nodiscard]] std::string create(const std::string &dir, const std::string &name, uint64_t size,
+					 uint64_t session_id, bool *no_space);
+	// Allocates nb_bufs chunk buffers of chunk_size on socket and starts the writer
+	// (after BEGIN: the chunk size is known).  nb_bufs also bounds the window.
+	[[nodiscard]] std::string start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb_bufs, int socket,
+					amst::ChunkAssembler *assembler);
+
+	uint8_t *chunk_buffer(uint32_t chunk_id, uint32_t chunk_len) override;
+	void chunk_complete(uint32_t chunk_id, uint32_t chunk_len) override;
+
+	// Every chunk written and hashed (digest() valid), or the writer failed.
+	bool done() const { return state_.load(std::memory_order_acquire) != 0; }
+	bool failed() const { return state_.load(std::memory_order_acquire) == 2; }
+	const std::string &error() const { return error_; }
+	const Sha256 &digest() const { return digest_; }
+	uint64_t bytes_written() const { return written_.load(std::memory_order_relaxed); }
+
+	// After done(): fsyncs, renames the temporary file to its name when the digest is
+	// `expected`, else removes it.  Returns "" or why not (digest mismatch, I/O).
+	[[nodiscard]] std::string commit(const Sha256 &expected);
+	// Removes the temporary file (interrupted, rejected, failed).
+	void abort();
+	const std::string &final_path() const { return final_path_; }
+	const std::string &temp_path() const { return temp_path_; }
+
+private:
+	void writer_thread();
+	void stop_writer();
+
+	std::string dir_, final_path_, temp_path_;
+	int fd_ = -1;
+	uint64_t size_ = 0;
+	uint32_t chunk_size_ = 0, nb_chunks_ = 0, nb_bufs_ = 0;
+	uint8_t *mem_ = nullptr;
+	rte_ring *free_ = nullptr;      // chunk buffers not in use (MP/MC)
+	rte_ring *complete_ = nullptr;  // chunk ids the workers completed (MP/SC)
+	std::vector<uint8_t *> buf_of_; // chunk id -> its buffer while held
+	amst::ChunkAssembler *assembler_ = nullptr;
+	std::thread writer_;
+	std::atomic<bool> stop_{false};
+	std::atomic<int> state_{0}; // 0 running, 1 done, 2 failed
+	std::atomic<uint64_t> written_{0};
+	std::string error_;
+	Sha256 digest_{};
+	bool committed_ = false;
+};
+
+} // namespace dwcp::control

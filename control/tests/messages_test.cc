@@ -1,0 +1,118 @@
+#include "control/messages.h"
+
+#include <gtest/gtest.h>
+
+namespace dwcp::control {
+namespace {
+
+Hello sample_hello()
+{
+	return Hello{.name = "vm-17.img", .size = 4ull << 30, .mss = 1440, .max_streams = 64,
+		     .link_bps = 1'000'000'000, .rx_queues = 2, .reta_size = 128, .rss = true};
+}
+
+TEST(Messages, EveryMessageRoundTrips)
+{
+	Hello h = sample_hello(), h2;
+	ASSERT_EQ(decode(encode(h), &h2), "");
+	EXPECT_EQ(h2.name, h.name);
+	EXPECT_EQ(h2.size, h.size);
+	EXPECT_EQ(h2.mss, h.mss);
+	EXPECT_EQ(h2.max_streams, h.max_streams);
+	EXPECT_EQ(h2.link_bps, h.link_bps);
+	EXPECT_EQ(h2.rx_queues, 2);
+	EXPECT_EQ(h2.reta_size, 128);
+	EXPECT_TRUE(h2.rss);
+
+	Accept a{.window_chunks = 512, .rx_queues = 4, .reta_size = 512, .rss = false}, a2;
+	ASSERT_EQ(decode(encode(a), &a2), "");
+	EXPECT_EQ(a2.window_chunks, 512u);
+	EXPECT_EQ(a2.rx_queues, 4);
+
+	Reject r{.code = RejectCode::no_space, .reason = "no space for 'x'"}, r2;
+	ASSERT_EQ(decode(encode(r), &r2), "");
+	EXPECT_EQ(r2.code, RejectCode::no_space);
+	EXPECT_EQ(r2.reason, r.reason);
+
+	Begin b{.chunk_size = 1440 * 182, .nb_chunks = 7}, b2;
+	ASSERT_EQ(decode(encode(b), &b2), "");
+	EXPECT_EQ(b2.chunk_size, b.chunk_size);
+	EXPECT_EQ(b2.nb_chunks, 7u);
+
+	Digest d, d2;
+	for (int i = 0; i < 32; i++)
+		d.sha256[i] = uint8_t(i * 7);
+	ASSERT_EQ(decode(encode(d), &d2), "");
+	EXPECT_EQ(d2.sha256, d.sha256);
+
+	Result res{.ok = true, .bytes = 99, .detail = "/srv/in/x"}, res2;
+	ASSERT_EQ(decode(encode(res), &res2), "");
+	EXPECT_TRUE(res2.ok);
+	EXPECT_EQ(res2.bytes, 99u);
+	EXPECT_EQ(res2.detail, res.detail);
+}
+
+TEST(Messages, EveryTruncationIsRefusedWithTheFieldNamed)
+{
+	std::vector<uint8_t> b = encode(sample_hello());
+	for (size_t n = 0; n < b.size(); n++) {
+		Hello h;
+		std::string err = decode(std::span(b.data(), n), &h);
+		EXPECT_NE(err, "") << "prefix of " << n << " bytes accepted";
+		EXPECT_EQ(err.rfind("hello: ", 0), 0u) << err;
+	}
+	b.push_back(0);
+	Hello h;
+	EXPECT_NE(decode(b, &h).find("after the last field"), std::string::npos);
+}
+
+TEST(Messages, WrongVersionIsRefused)
+{
+	std::vector<uint8_t> b = encode(Begin{.chunk_size = 1440, .nb_chunks = 1});
+	b[0] = 9;
+	Begin x;
+	EXPECT_NE(decode(b, &x).find("version 9"), std::string::npos);
+}
+
+TEST(Messages, HelloValuesAreChecked)
+{
+	auto bad = [](auto mutate) {
+		Hello h = sample_hello();
+		mutate(h);
+		Hello out;
+		return decode(encode(h), &out);
+	};
+	EXPECT_NE(bad([](Hello &h) { h.name = "etc/passwd"; }).find("'/'"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.name = ".."; }), "");
+	EXPECT_NE(bad([](Hello &h) { h.name = ".hidden"; }).find("hidden"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.name = ""; }).find("empty"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.name = std::string("a\nb"); }).find("control"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.mss = 10; }).find("mss"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.max_streams = 0; }).find("max_streams"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.max_streams = 257; }).find("max_streams"), std::string::npos);
+	EXPECT_NE(bad([](Hello &h) { h.rx_queues = 0; }).find("rx_queues"), std::string::npos);
+	EXPECT_EQ(bad([](Hello &) {}), "");
+}
+
+TEST(Messages, BeginMustCoverTheObject)
+{
+	Hello h = sample_hello();
+	h.size = 1440 * 10 + 1;
+	EXPECT_EQ(check_begin(Begin{.chunk_size = 1440 * 2, .nb_chunks = 6}, h), "");
+	EXPECT_NE(check_begin(Begin{.chunk_size = 1440 * 2, .nb_chunks = 5}, h).find("does not cover"), std::string::npos);
+	EXPECT_NE(check_begin(Begin{.chunk_size = 1441, .nb_chunks = 11}, h).find("multiple"), std::string::npos);
+	EXPECT_NE(check_begin(Begin{.chunk_size = 1440 * 1000, .nb_chunks = 1}, h).find("chunk_size"), std::string::npos);
+	h.size = 0;
+	EXPECT_EQ(check_begin(Begin{.chunk_size = 1440, .nb_chunks = 0}, h), "");
+}
+
+TEST(Messages, ResultOkMustBeABoolean)
+{
+	std::vector<uint8_t> b = encode(Result{.ok = true, .bytes = 1, .detail = ""});
+	b[1] = 2;
+	Result r;
+	EXPECT_NE(decode(b, &r).find("ok"), std::string::npos);
+}
+
+} // namespace
+} // namespace dwcp::control

@@ -1,0 +1,473 @@
+#include "dataplane/worker.h"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <sys/prctl.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_prefetch.h>
+
+namespace dwcp::dataplane {
+
+namespace {
+
+// One time base for every thread: CLOCK_MONOTONIC, read on the hot path through the
+// TSC.  Calibrated once per process, so workers and the control thread agree.
+struct Clock {
+	uint64_t tsc0 = 0;
+	uint64_t mono0 = 0;
+	double ns_per_tsc = 1;
+};
+
+const Clock &clock_base()
+{
+	static const Clock c = [] {
+		Clock k;
+		timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k.tsc0 = rte_get_tsc_cycles();
+		k.mono0 = uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+		k.ns_per_tsc = 1e9 / double(rte_get_tsc_hz());
+		return k;
+	}();
+	return c;
+}
+
+std::string ring_name(const char *what, uint16_t index)
+{
+	return std::string("dwcp_") + what + std::to_string(index) + "_" + std::to_string(getpid());
+}
+
+} // namespace
+
+Worker::~Worker()
+{
+	// Closures and mbufs still queued are freed with their rings.
+	if (cmds_) {
+		void *p;
+		while (rte_ring_dequeue(cmds_, &p) == 0)
+			delete static_cast<Command *>(p);
+		rte_ring_free(cmds_);
+	}
+	if (handoff_) {
+		void *p;
+		while (rte_ring_dequeue(handoff_, &p) == 0)
+			rte_pktmbuf_free(static_cast<rte_mbuf *>(p));
+		rte_ring_free(handoff_);
+	}
+}
+
+std::string Worker::init(const WorkerConfig &cfg, rte_ring *events, std::vector<Worker *> *peers)
+{
+	cfg_ = cfg;
+	events_ = events;
+	peers_ = peers;
+	int socket = int(rte_lcore_to_socket_id(cfg.lcore));
+	if (socket < 0)
+		socket = SOCKET_ID_ANY;
+	cmds_ = rte_ring_create(ring_name("cmd", cfg.index).c_str(), 1024, socket, RING_F_SC_DEQ);
+	handoff_ = rte_ring_create(ring_name("hand", cfg.index).c_str(), cfg.ring_size, socket, RING_F_SC_DEQ);
+	if (!cmds_ || !handoff_)
+		return "worker " + std::to_string(cfg.index) + ": cannot create its rings: " + rte_strerror(rte_errno);
+	tsc_hz_ = rte_get_tsc_hz();
+	const Clock &c = clock_base();
+	tsc0_ = c.tsc0;
+	ns_per_tsc_ = c.ns_per_tsc;
+	tx_cap_ = cfg.mtu - 20u - 8u;
+	arp_.init(cfg.iface, tsc_hz_);
+	return "";
+}
+
+uint64_t Worker::now_ns() const
+{
+	const Clock &c = clock_base();
+	return c.mono0 + uint64_t(double(rte_get_tsc_cycles() - c.tsc0) * c.ns_per_tsc);
+}
+
+bool Worker::post(Command fn)
+{
+	auto *p = new Command(std::move(fn));
+	if (rte_ring_mp_enqueue(cmds_, p) != 0) {
+		delete p;
+		return false;
+	}
+	return true;
+}
+
+void Worker::attach(std::shared_ptr<amst::Session> s, std::shared_ptr<const PeerPath> path)
+{
+	session_ = std::move(s);
+	path_ = std::move(path);
+	session_id_ = session_ ? session_->config().session_id : 0;
+}
+
+void Worker::detach()
+{
+	session_.reset();
+	path_.reset();
+	session_id_ = 0;
+}
+
+void Worker::emit(Event *ev)
+{
+	if (rte_ring_mp_enqueue(events_, ev) != 0)
+		delete ev; // the control thread is far behind; it times the session out
+}
+
+void Worker::replay(const std::vector<uint8_t> &udp_payload)
+{
+	drivers::UdpView v{};
+	if (path_) {
+		v.src_ip = path_->ip;
+		v.src_port = path_->udp_port;
+	}
+	handle_dwcp(udp_payload.data(), uint16_t(udp_payload.size()), v, now_ns());
+}
+
+// ---------------------------------------------------------------- receive
+
+void Worker::handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView &v, uint64_t now)
+{
+	wire::Header h;
+	if (wire::decode_header(p, len, &h) != wire::ParseError::ok) {
+		local_.rx_bad_header++;
+		return;
+	}
+	if (h.flags & wire::flag_protected) {
+		// Sealed packets need session keys; until a session has them they are
+		// indistinguishable from garbage.
+		local_.rx_protected++;
+		return;
+	}
+	if (!session_ || h.session_id != session_id_) {
+		local_.rx_unknown_session++;
+		// A listening worker 0 with no session tells the control thread about a
+		// peer's hello (stream 0), at most every 10 ms however many arrive.
+		if (cfg_.listen && !session_ && h.stream_id == wire::kControlStream &&
+		    h.type == wire::PacketType::ctrl && now >= new_peer_reported_ns_ + 10'000'000) {
+			new_peer_reported_ns_ = now;
+			auto *ev = new Event{.kind = Event::Kind::new_peer};
+			ev->session_id = h.session_id;
+			ev->body.assign(p, p + len);
+			ev->src_ip = v.src_ip;
+			ev->src_port = v.src_port;
+			ev->mac = v.src_mac;
+			emit(ev);
+		}
+		return;
+	}
+	bool was_closed = session_->closed();
+	session_->on_packet(h, p + wire::kHeaderLen, len - wire::kHeaderLen, now);
+	if (!was_closed && session_->closed() && session_->close_code() != 0xffff) {
+		auto *ev = new Event{.kind = Event::Kind::session_closed};
+		ev->session_id = session_id_;
+		ev->type = session_->close_code();
+		ev->text = session_->close_reason();
+		emit(ev);
+	}
+}
+
+void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off)
+{
+	drivers::RxClass cls[kBurst];
+	drivers::UdpView views[kBurst];
+	uint16_t nb_udp = drivers::rx_classify_burst(pkts, n, cfg_.iface, cls, views, &local_.rx_class);
+	(void)nb_udp;
+	for (uint16_t i = 0; i < n; i++) {
+		rte_mbuf *m = pkts[i];
+		if (!handed_off) {
+			local_.rx_packets++;
+			local_.rx_bytes += m->pkt_len;
+		}
+		switch (cls[i]) {
+		case drivers::RxClass::udp: {
+			const drivers::UdpView &v = views[i];
+			// The owner of a stream is worker stream % nb_workers; stream 0 and new
+			// sessions belong to worker 0.
+			if (cfg_.nb_workers > 1 && v.len >= wire::kHeaderLen) {
+				uint16_t stream = wire::get_u16(v.payload + 2);
+				uint16_t owner = uint16_t(stream % cfg_.nb_workers);
+				if (owner != cfg_.index) {
+					if (rte_ring_mp_enqueue((*peers_)[owner]->handoff_, m) == 0) {
+						local_.rx_handoff++;
+					} else {
+						local_.rx_handoff_full++;
+						rte_pktmbuf_free(m);
+					}
+					continue;
+				}
+			}
+			handle_dwcp(v.payload, v.len, v, now);
+			rte_pktmbuf_free(m);
+			break;
+		}
+		case drivers::RxClass::arp:
+			if (cfg_.index != 0) {
+				if (rte_ring_mp_enqueue((*peers_)[0]->handoff_, m) != 0) {
+					local_.rx_handoff_full++;
+					rte_pktmbuf_free(m);
+				}
+				continue;
+			}
+			if (arp_.input(m, rte_get_tsc_cycles()) == drivers::ArpInput::reply)
+				tx_one(m);
+			else
+				rte_pktmbuf_free(m);
+			break;
+		default:
+			local_.rx_drops++;
+			rte_pktmbuf_free(m);
+			break;
+		}
+	}
+}
+
+// ---------------------------------------------------------------- send
+
+void Worker::tx_one(rte_mbuf *m)
+{
+	tx_[nb_tx_++] = m;
+	if (nb_tx_ == kBurst)
+		flush_tx();
+}
+
+void Worker::flush_tx()
+{
+	if (!nb_tx_)
+		return;
+	uint16_t sent = rte_eth_tx_burst(cfg_.port_id, cfg_.index, tx_, nb_tx_);
+	for (uint16_t i = 0; i < sent; i++) {
+		local_.tx_packets++;
+		local_.tx_bytes += tx_[i]->pkt_len;
+	}
+	if (sent < nb_tx_) {
+		// The queue is full.  The session counted these as sent; they are lost to it
+		// and its loss detection sends them again, which is what a full queue on
+		// the path would have done too.
+		local_.tx_ring_full += nb_tx_ - sent;
+		rte_pktmbuf_free_bulk(tx_ + sent, nb_tx_ - sent);
+	}
+	nb_tx_ = 0;
+}
+
+uint16_t Worker::fill_tx(uint64_t now)
+{
+	if (!session_ || !path_)
+		return 0;
+	rte_mbuf *bufs[kBurst];
+	uint16_t room = kBurst - nb_tx_;
+	if (!room)
+		return 0;
+	if (rte_pktmbuf_alloc_bulk(cfg_.pool, bufs, room) != 0) {
+		local_.tx_no_mbuf++;
+		return 0;
+	}
+	uint16_t used = 0;
+	while (used < room) {
+		rte_mbuf *m = bufs[used];
+		uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+		size_t cap = std::min<size_t>(tx_cap_, rte_pktmbuf_tailroom(m));
+		uint16_t stream = 0;
+		size_t len = session_->poll_tx(now, p, cap, &stream);
+		if (!len)
+			break;
+		// The AEAD tag slot stays in the length (zero until packets are sealed).
+		len += session_->config().tag_len;
+		m->data_len = uint16_t(len);
+		m->pkt_len = uint32_t(len);
+		if (!drivers::tx_encap(m, path_->tpl, path_->src_port[stream], ip_id_++))
+			break; // cannot happen with a pool built for the MTU; the mbuf is freed below
+		tx_[nb_tx_++] = m;
+		used++;
+	}
+	if (used < room)
+		rte_pktmbuf_free_bulk(bufs + used, room - used);
+	return used;
+}
+
+// ---------------------------------------------------------------- ARP, stats, idle
+
+void Worker::run_arp(uint64_t now)
+{
+	if (!resolve_ip_ || now < next_arp_)
+		return;
+	next_arp_ = now + 1'000'000; // the table's own backoff decides when to send; look every ms
+	rte_ether_addr mac;
+	switch (arp_.resolve(resolve_ip_, rte_get_tsc_cycles(), &mac)) {
+	case drivers::ArpResolve::resolved:
+	case drivers::ArpResolve::refresh: {
+		auto *ev = new Event{.kind = Event::Kind::arp_resolved};
+		ev->src_ip = resolve_ip_;
+		ev->mac = mac;
+		emit(ev);
+		resolve_ip_ = 0;
+		break;
+	}
+	case drivers::ArpResolve::request: {
+		rte_mbuf *m = rte_pktmbuf_alloc(cfg_.pool);
+		if (m && drivers::arp_request(m, cfg_.iface, resolve_ip_))
+			tx_one(m);
+		else if (m)
+			rte_pktmbuf_free(m);
+		break;
+	}
+	case drivers::ArpResolve::pending:
+		break;
+	case drivers::ArpResolve::unreachable:
+	case drivers::ArpResolve::table_full: {
+		auto *ev = new Event{.kind = Event::Kind::arp_unreachable};
+		ev->src_ip = resolve_ip_;
+		ev->text = arp_.unreachable_message(resolve_ip_, cfg_.port_name);
+		emit(ev);
+		resolve_ip_ = 0;
+		break;
+	}
+	}
+}
+
+void Worker::publish(uint64_t now)
+{
+	WorkerSnapshot &s = local_;
+	s.at_ns = now;
+	if (session_) {
+		s.session = session_->counters();
+		s.delivered_bytes = s.sent_packets = s.lost_packets = s.sent_bytes = s.bytes_in_flight = 0;
+		s.pacing_bytes_per_s = 0;
+		uint64_t best = 0;
+		for (uint16_t st = 1; st <= session_->config().nb_streams; st++) {
+			const amst::StreamSender *tx = session_->stream_tx(st);
+			if (!tx)
+				continue;
+			const auto &x = tx->stats();
+			s.delivered_bytes += tx->delivered();
+			s.sent_packets += x.packets_sent;
+			s.sent_bytes += x.bytes_sent;
+			s.lost_packets += x.packets_lost;
+			s.bytes_in_flight += tx->bytes_in_flight();
+			if (st <= session_->active_streams())
+				s.pacing_bytes_per_s += tx->pacing_rate();
+			if (tx->delivered() >= best && tx->rtt().has_sample()) {
+				best = tx->delivered();
+				s.srtt_ns = tx->rtt().smoothed();
+				s.min_rtt_ns = tx->rtt().min();
+			}
+		}
+		if (!best) {
+			// The receiver sends no data: its RTT is the control channel's.
+			if (const amst::StreamSender *c = session_->stream_tx(0); c && c->rtt().has_sample()) {
+				s.srtt_ns = c->rtt().smoothed();
+				s.min_rtt_ns = c->rtt().min();
+			}
+		}
+		s.all_acked = session_->all_acked();
+		s.ctrl_flushed = session_->ctrl_flushed();
+		s.closed = session_->closed();
+	}
+	seq_.fetch_add(1, std::memory_order_acq_rel);
+	std::atomic_thread_fence(std::memory_order_release);
+	memcpy(static_cast<void *>(&shared_), &s, sizeof(s));
+	std::atomic_thread_fence(std::memory_order_release);
+	seq_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+WorkerSnapshot Worker::snapshot() const
+{
+	WorkerSnapshot out;
+	for (;;) {
+		uint64_t a = seq_.load(std::memory_order_acquire);
+		if (a & 1)
+			continue;
+		std::atomic_thread_fence(std::memory_order_acquire);
+		memcpy(static_cast<void *>(&out), &shared_, sizeof(out));
+		std::atomic_thread_fence(std::memory_order_acquire);
+		if (seq_.load(std::memory_order_acquire) == a)
+			return out;
+	}
+}
+
+void Worker::sleep_idle(uint64_t now, uint64_t next_event)
+{
+	// Back off 1, 2, 4 ... us up to idle_sleep_max_ns while nothing happens, but wake
+	// for the session's next timer or pacing slot.  Below a few microseconds a
+	// syscall costs more than it saves: spin instead (the backoff still grows).
+	uint64_t ns = std::min<uint64_t>(1000ull << std::min<uint32_t>(idle_, 10), cfg_.idle_sleep_max_ns);
+	idle_++;
+	if (next_event <= now)
+		return;
+	ns = std::min(ns, next_event - now);
+	if (ns < 4000) {
+		rte_pause();
+		return;
+	}
+	local_.idle_sleeps++;
+	timespec ts{.tv_sec = 0, .tv_nsec = long(ns)};
+	nanosleep(&ts, nullptr);
+}
+
+int Worker::run()
+{
+	rte_mbuf *pkts[kBurst];
+	uint64_t next_event = 0;
+	// Sleeps as short as asked: the default 50 us slack would stretch every pacing gap.
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	while (!stop_.load(std::memory_order_relaxed)) {
+		uint64_t now = now_ns();
+		local_.loops++;
+		bool busy = false;
+
+		if (unlikely(!rte_ring_empty(cmds_))) {
+			void *c;
+			while (rte_ring_sc_dequeue(cmds_, &c) == 0) {
+				auto *fn = static_cast<Command *>(c);
+				(*fn)(*this);
+				delete fn;
+			}
+			next_event = 0;
+			busy = true;
+		}
+
+		uint16_t n = rte_eth_rx_burst(cfg_.port_id, cfg_.index, pkts, kBurst);
+		if (n) {
+			handle_rx(pkts, n, now, false);
+			busy = true;
+		}
+		if (cfg_.nb_workers > 1) {
+			n = uint16_t(rte_ring_sc_dequeue_burst(handoff_, reinterpret_cast<void **>(pkts), kBurst, nullptr));
+			if (n) {
+				handle_rx(pkts, n, now, true);
+				busy = true;
+			}
+		}
+
+		if (session_) {
+			if (busy || now >= next_event) {
+				session_->on_timer(now);
+				if (fill_tx(now))
+					busy = true;
+				next_event = session_->next_event_ns(now);
+			}
+		} else {
+			next_event = now + cfg_.idle_sleep_max_ns;
+		}
+		run_arp(now);
+		flush_tx();
+
+		if (now >= next_publish_) {
+			publish(now);
+			next_publish_ = now + 1'000'000;
+		}
+		if (busy)
+			idle_ = 0;
+		else
+			sleep_idle(now, std::min(next_event, resolve_ip_ ? now + 1'000'000 : UINT64_MAX));
+	}
+	flush_tx();
+	publish(now_ns());
+	return 0;
+}
+
+} // namespace dwcp::dataplane

@@ -1,0 +1,191 @@
+#pragma once
+// The poll-mode worker: one per worker lcore, one RX/TX queue pair each.
+//
+// Run to completion, l2fwd-style: receive a burst of 32, classify it (drivers/net.h),
+// answer ARP, hand each DWCP packet to the worker that owns its stream, feed the
+// packets it owns to its Session shard, run the session's timers, and fill a TX
+// burst with what the session's pacers release.  No locks and no allocation per
+// packet; the only shared state is the session's chunk scheduler/assembler
+// (atomics) and three rings:
+//
+//   commands   control thread -> worker   closures run between bursts: attach a
+//                                          session, send a control message, publish
+//                                          a new stream count or rate ceiling
+//   events     worker -> control thread   control messages received, a new peer's
+//                                          first packet, ARP verdicts
+//   handoff    worker -> worker           packets that arrived on a queue whose worker
+//                                          does not own their stream (devices without
+//                                          RSS, or a peer that does not steer)
+//
+// Stats go the other way through a seqlock'd snapshot the worker refreshes every
+// millisecond, so the control thread reads consistent numbers without stopping it.
+//
+// Idle back-off: two cores here host the WAN emulator and two gateways, so a worker
+// that received nothing and sent nothing sleeps, doubling from 1 us to
+// idle_sleep_max_ns, but never past its session's next timer or pacing slot.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "dataplane/amst/session.h"
+#include "drivers/arp.h"
+#include "drivers/net.h"
+
+namespace dwcp::dataplane {
+
+constexpr uint16_t kBurst = 32;
+
+// Where a session's packets go: one peer, and the UDP source port of each stream
+// (chosen so that the peer's RSS puts the stream on the queue of its owner).
+struct PeerPath {
+	drivers::TxTemplate tpl{};
+	uint16_t src_port[wire::kMaxStreams + 1] = {};
+	rte_be32_t ip = 0;
+	rte_be16_t udp_port = 0;
+	rte_ether_addr mac{};
+};
+
+// What a worker tells the control thread.  Allocated by the worker, freed by the
+// reader: events are rare (set-up, control messages, ARP verdicts).
+struct Event {
+	enum class Kind : uint8_t {
+		ctrl_message,    // the session's control channel delivered (type, body)
+		new_peer,        // a stream-0 packet of an unknown session (listening worker 0 only)
+		arp_resolved,    // mac holds the peer's MAC
+		arp_unreachable, // text says why
+		session_closed,  // the peer closed: code, text = reason
+	};
+	Kind kind;
+	uint16_t type = 0;   // ctrl_message: message type; session_closed: close code
+	uint64_t session_id = 0;
+	std::vector<uint8_t> body; // ctrl_message: body; new_peer: the UDP payload
+	rte_be32_t src_ip = 0;
+	rte_be16_t src_port = 0;
+	rte_ether_addr mac{};
+	std::string text;
+};
+
+// Counters of one worker, and its session's state, as the control thread reads it.
+struct WorkerSnapshot {
+	uint64_t at_ns = 0;
+	uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+	uint64_t tx_ring_full = 0;      // tx.ring_full: packets the TX queue refused (freed)
+	uint64_t tx_no_mbuf = 0;        // tx.no_mbuf: bursts cut short for want of mbufs
+	uint64_t rx_handoff = 0;        // packets handed to another worker
+	uint64_t rx_handoff_full = 0;   // rx.handoff_full: dropped, the owner's ring was full
+	uint64_t rx_bad_header = 0;     // rx.bad_header: DWCP header did not parse
+	uint64_t rx_unknown_session = 0;// rx.unknown_session
+	uint64_t rx_protected = 0;      // rx.protected: sealed packets with no keys to open them
+	uint64_t rx_drops = 0;          // frames drivers/net.h dropped (sum of rx.<reason>)
+	drivers::RxCounters rx_class;
+	amst::SessionCounters session;
+	// Data streams this worker owns: sums, and the RTT of the stream that delivered most.
+	uint64_t delivered_bytes = 0;   // wire bytes acknowledged (sender)
+	uint64_t sent_packets = 0, lost_packets = 0, sent_bytes = 0, bytes_in_flight = 0;
+	uint64_t pacing_bytes_per_s = 0;
+	uint64_t srtt_ns = 0, min_rtt_ns = 0;
+	bool all_acked = false;         // every chunk this shard sent is acknowledged
+	bool ctrl_flushed = false;
+	bool closed = false;
+	uint64_t idle_sleeps = 0, loops = 0;
+};
+
+struct WorkerConfig {
+	unsigned lcore = 0;
+	uint16_t index = 0;             // worker number = queue number = session shard
+	uint16_t nb_workers = 1;
+	uint16_t port_id = 0;
+	std::string port_name;
+	uint16_t mtu = 1500;
+	rte_mempool *pool = nullptr;
+	drivers::Iface iface;
+	drivers::TxOffloads offloads;
+	bool listen = false;            // worker 0 of a receiver: report unknown sessions' hellos
+	uint64_t idle_sleep_max_ns = 100'000;
+	uint32_t ring_size = 4096;      // command, handoff rings
+};
+
+class Worker {
+public:
+	using Command = std::function<void(Worker &)>;
+
+	Worker() = default;
+	~Worker();
+	Worker(const Worker &) = delete;
+	Worker &operator=(const Worker &) = delete;
+
+	// Creates the rings (init path).  events is shared by every worker (MP/SC).
+	[[nodiscard]] std::string init(const WorkerConfig &cfg, rte_ring *events, std::vector<Worker *> *peers);
+
+	// The lcore's main loop, until stop().
+	int run();
+	void stop() { stop_.store(true, std::memory_order_relaxed); }
+
+	// --- control thread side ---
+	// Queues fn to run on the worker between bursts.  False when the ring is full.
+	bool post(Command fn);
+	// The newest snapshot (a consistent copy).
+	WorkerSnapshot snapshot() const;
+
+	// --- worker side, for commands ---
+	void attach(std::shared_ptr<amst::Session> s, std::shared_ptr<const PeerPath> path);
+	void detach();
+	amst::Session *session() { return session_.get(); }
+	// Starts resolving ip on this worker's ARP table (worker 0); the verdict comes
+	// back as an event.
+	void resolve(rte_be32_t ip) { resolve_ip_ = ip, arp_.forget(ip); }
+	// Sends the packet (a new session's first) as if it had just arrived.
+	void replay(const std::vector<uint8_t> &udp_payload);
+
+	const WorkerConfig &config() const { return cfg_; }
+	uint64_t now_ns() const;
+
+private:
+	void handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off);
+	void handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView &v, uint64_t now);
+	uint16_t fill_tx(uint64_t now);
+	void flush_tx();
+	void tx_one(rte_mbuf *m);
+	void run_arp(uint64_t now);
+	void publish(uint64_t now);
+	void emit(Event *ev);
+	void sleep_idle(uint64_t now, uint64_t next_event);
+
+	WorkerConfig cfg_;
+	std::atomic<bool> stop_{false};
+	rte_ring *cmds_ = nullptr;
+	rte_ring *handoff_ = nullptr;
+	rte_ring *events_ = nullptr;
+	std::vector<Worker *> *peers_ = nullptr;
+
+	std::shared_ptr<amst::Session> session_;
+	std::shared_ptr<const PeerPath> path_;
+	uint64_t session_id_ = 0;
+	uint16_t ip_id_ = 0;
+	uint32_t tx_cap_ = 0;           // DWCP bytes per packet: mtu - IPv4 - UDP
+	rte_mbuf *tx_[kBurst];
+	uint16_t nb_tx_ = 0;
+
+	drivers::ArpTable arp_;
+	rte_be32_t resolve_ip_ = 0;
+	uint64_t next_arp_ = 0;
+	uint64_t tsc_hz_ = 1;
+	uint64_t tsc0_ = 0;
+	double ns_per_tsc_ = 1;
+	uint32_t idle_ = 0;
+	uint64_t new_peer_reported_ns_ = 0;
+
+	WorkerSnapshot local_;
+	uint64_t next_publish_ = 0;
+	mutable std::atomic<uint64_t> seq_{0};
+	WorkerSnapshot shared_;
+};
+
+} // namespace dwcp::dataplane
