@@ -334,7 +334,7 @@ private:
 	std::unique_ptr<StreamTuner> tuner_;
 	uint64_t ceiling_ = 0;
 	// progress
-	uint64_t last_progress_ns_ = 0, last_bytes_ = 0, last_sent_ = 0, last_lost_ = 0;
+	uint64_t last_progress_ns_ = 0, last_bytes_ = 0, last_sent_ = 0, last_lost_ = 0, last_wire_ = 0;
 	double last_rate_mbit_ = 0;
 	bool ok_ = false;
 };
@@ -551,10 +551,19 @@ void Gateway::report(bool ok, const std::string &error)
 		if (s.min_rtt_ns && (!minrtt || s.min_rtt_ns < minrtt))
 			minrtt = s.min_rtt_ns;
 	}
+	uint64_t tx_full = 0, rx_drops = 0, unknown = 0, bad_hdr = 0;
+	for (auto &s : snaps) {
+		tx_full += s.tx_ring_full;
+		rx_drops += s.rx_drops + s.rx_handoff_full;
+		unknown += s.rx_unknown_session + s.rx_protected;
+		bad_hdr += s.rx_bad_header;
+	}
+	rte_eth_stats ps{};
+	(void)drivers::port_stats(port_.port_id, &ps);
 	double secs = first_packet_ns_ && done_ns_ > first_packet_ns_ ? double(done_ns_ - first_packet_ns_) / 1e9 : 0;
 	double goodput = secs > 0 ? double(object_size_) * 8 / secs / 1e6 : 0;
 	bool sender = !o_.listen;
-	if (o_.progress_s > 0 || !ok) {
+	{
 		printf("%s %s: %s\n", sender ? "send" : "recv", ok ? "verified" : "FAILED",
 		       ok ? (file_path_ + " (" + std::to_string(object_size_) + " bytes)").c_str() : error.c_str());
 		if (ok)
@@ -576,12 +585,14 @@ void Gateway::report(bool ok, const std::string &error)
 		 "\"streams\": %u, \"streams_initial\": %u, \"streams_reason\": %s, \"cc\": \"%s\", \"rtt_ms\": %.3f, "
 		 "\"min_rtt_ms\": %.3f, \"loss_pct\": %.4f, \"retransmits\": %" PRIu64 ", \"packets_sent\": %" PRIu64
 		 ", \"packets_received\": %" PRIu64 ", \"worker_cores\": %zu, \"chunk_size\": %u, \"window_chunks\": %u, "
-		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f}\n",
+		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f, \"port_rx_missed\": %" PRIu64
+		 ", \"port_tx_errors\": %" PRIu64 ", \"tx_ring_full\": %" PRIu64 ", \"rx_dropped\": %" PRIu64
+		 ", \"rx_unknown_session\": %" PRIu64 ", \"rx_bad_header\": %" PRIu64 "}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
 		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
-		 o_.link_mbit, hello_rtt_ns_ / 1e6);
+		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, tx_full, rx_drops, unknown, bad_hdr);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -593,8 +604,9 @@ void Gateway::progress_sender(uint64_t now, bool last)
 	if (o_.progress_s <= 0 || (!last && now < last_progress_ns_ + uint64_t(o_.progress_s * 1e9)))
 		return;
 	auto snaps = snapshots();
-	uint64_t acked_chunks = 0, sent = 0, lost = 0, retx = 0, srtt = 0, pace = 0, inflight = 0;
+	uint64_t acked_chunks = 0, sent = 0, lost = 0, retx = 0, srtt = 0, pace = 0, inflight = 0, wire = 0;
 	for (auto &s : snaps) {
+		wire += s.tx_bytes;
 		pace += s.pacing_bytes_per_s;
 		inflight += s.bytes_in_flight;
 		acked_chunks += s.session.chunks_acked;
@@ -607,11 +619,13 @@ void Gateway::progress_sender(uint64_t now, bool last)
 	double dt = last_progress_ns_ ? double(now - last_progress_ns_) / 1e9 : 0;
 	double rate = dt > 0 ? double(bytes - last_bytes_) * 8 / dt / 1e6 : 0;
 	double loss = sent > last_sent_ ? 100.0 * double(lost - last_lost_) / double(sent - last_sent_) : 0;
+	double wire_rate = dt > 0 ? double(wire - last_wire_) * 8 / dt / 1e6 : 0;
+	last_wire_ = wire;
 	printf("[%6.1fs] %s / %s  %5.1f%%  %7.1f Mbit/s  rtt %6.1f ms  loss %5.2f%%  streams %u  retx %" PRIu64
-	       "  pacing %.0f Mbit/s  in flight %.1f MB\n",
+	       "  sending %.0f of %.0f Mbit/s paced  in flight %.1f MB\n",
 	       double(now - start_ns_) / 1e9, human_bytes(double(bytes)).c_str(), human_bytes(double(object_size_)).c_str(),
 	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate, srtt / 1e6, loss, streams_, retx,
-	       double(pace) * 8 / 1e6, double(inflight) / 1e6);
+	       wire_rate, double(pace) * 8 / 1e6, double(inflight) / 1e6);
 	fflush(stdout);
 	last_progress_ns_ = now, last_bytes_ = bytes, last_sent_ = sent, last_lost_ = lost;
 }

@@ -207,6 +207,7 @@ void SinkFile::writer_thread()
 	Md md;
 	std::vector<bool> written(nb_chunks_, false);
 	uint32_t hashed = 0;
+	uint64_t synced = 0;
 	void *ids[64];
 	auto fail = [&](std::string why) {
 		error_ = std::move(why);
@@ -247,8 +248,16 @@ void SinkFile::writer_thread()
 			buf_of_[hashed] = nullptr;
 			hashed++;
 		}
-		if (hashed != before)
+		if (hashed != before) {
 			assembler_->set_flow_limit(hashed + nb_bufs_);
+			// Start writeback of what is complete, 64 MiB at a time, so the fsync
+			// before the rename finds little left to write.
+			uint64_t upto = std::min<uint64_t>(uint64_t(hashed) * chunk_size_, size_);
+			if (upto >= synced + (64u << 20) || hashed == nb_chunks_) {
+				sync_file_range(fd_, off_t(synced), off_t(upto - synced), SYNC_FILE_RANGE_WRITE);
+				synced = upto;
+			}
+		}
 	}
 	md.final(&digest_);
 	state_.store(1, std::memory_order_release);

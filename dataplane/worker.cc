@@ -391,14 +391,8 @@ WorkerSnapshot Worker::snapshot() const
 
 void Worker::sleep_idle(uint64_t now, uint64_t next_event)
 {
-	// Back off 1, 2, 4 ... us up to idle_sleep_max_ns while nothing happens, but wake
-	// for the session's next timer or pacing slot.  Below a few microseconds a
-	// syscall costs more than it saves: spin instead (the backoff still grows).
-	uint64_t ns = std::min<uint64_t>(1000ull << std::min<uint32_t>(idle_, 10), cfg_.idle_sleep_max_ns);
-	idle_++;
-	if (next_event <= now)
-		return;
-	ns = std::min(ns, next_event - now);
+	uint64_t ns = next_event > now ? next_event - now : 0;
+	ns = std::clamp<uint64_t>(ns, cfg_.batch_ns, cfg_.idle_sleep_max_ns);
 	if (ns < 4000) {
 		rte_pause();
 		return;
@@ -417,7 +411,12 @@ int Worker::run()
 	while (!stop_.load(std::memory_order_relaxed)) {
 		uint64_t now = now_ns();
 		local_.loops++;
-		bool busy = false;
+		// Saturated: a full RX burst came in or a full TX burst went out, so there is
+		// more right now.  Otherwise the worker sleeps: until its session's next
+		// timer or pacing slot, but at least batch_ns, so that a paced sender wakes
+		// a few times per 100 us and hands the device several packets per kick
+		// (one syscall per burst on af_packet) instead of one.
+		bool saturated = false;
 
 		if (unlikely(!rte_ring_empty(cmds_))) {
 			void *c;
@@ -427,27 +426,30 @@ int Worker::run()
 				delete fn;
 			}
 			next_event = 0;
-			busy = true;
+			saturated = true;
 		}
 
 		uint16_t n = rte_eth_rx_burst(cfg_.port_id, cfg_.index, pkts, kBurst);
+		bool rx = n != 0;
 		if (n) {
 			handle_rx(pkts, n, now, false);
-			busy = true;
+			saturated |= n == kBurst;
 		}
 		if (cfg_.nb_workers > 1) {
 			n = uint16_t(rte_ring_sc_dequeue_burst(handoff_, reinterpret_cast<void **>(pkts), kBurst, nullptr));
 			if (n) {
 				handle_rx(pkts, n, now, true);
-				busy = true;
+				rx = true;
+				saturated |= n == kBurst;
 			}
 		}
 
 		if (session_) {
-			if (busy || now >= next_event) {
+			if (rx || saturated || now >= next_event) {
 				session_->on_timer(now);
-				if (fill_tx(now))
-					busy = true;
+				uint16_t room = kBurst - nb_tx_;
+				uint16_t made = fill_tx(now);
+				saturated |= made == room && room;
 				next_event = session_->next_event_ns(now);
 			}
 		} else {
@@ -460,9 +462,7 @@ int Worker::run()
 			publish(now);
 			next_publish_ = now + 1'000'000;
 		}
-		if (busy)
-			idle_ = 0;
-		else
+		if (!saturated)
 			sleep_idle(now, std::min(next_event, resolve_ip_ ? now + 1'000'000 : UINT64_MAX));
 	}
 	flush_tx();

@@ -20,9 +20,11 @@
 // Stats go the other way through a seqlock'd snapshot the worker refreshes every
 // millisecond, so the control thread reads consistent numbers without stopping it.
 //
-// Idle back-off: two cores here host the WAN emulator and two gateways, so a worker
-// that received nothing and sent nothing sleeps, doubling from 1 us to
-// idle_sleep_max_ns, but never past its session's next timer or pacing slot.
+// Sleeping: two cores here host the WAN emulator and two gateways, so a worker that
+// is not saturated (no full RX or TX burst) sleeps until its session's next timer
+// or pacing slot, at least batch_ns and at most idle_sleep_max_ns.  The floor
+// batches a paced sender's packets into bursts of several per device kick; at
+// line rate every burst is full and the worker never sleeps.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -108,7 +110,8 @@ struct WorkerConfig {
 	drivers::Iface iface;
 	drivers::TxOffloads offloads;
 	bool listen = false;            // worker 0 of a receiver: report unknown sessions' hellos
-	uint64_t idle_sleep_max_ns = 100'000;
+	uint64_t idle_sleep_max_ns = 200'000;
+	uint64_t batch_ns = 50'000;
 	uint32_t ring_size = 4096;      // command, handoff rings
 };
 
@@ -179,7 +182,6 @@ private:
 	uint64_t tsc_hz_ = 1;
 	uint64_t tsc0_ = 0;
 	double ns_per_tsc_ = 1;
-	uint32_t idle_ = 0;
 	uint64_t new_peer_reported_ns_ = 0;
 
 	WorkerSnapshot local_;

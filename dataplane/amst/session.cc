@@ -40,6 +40,7 @@ Session::Session(const SessionConfig &cfg, ChunkScheduler *sched, ChunkProvider 
 		}
 		streams_[s].tx = std::make_unique<StreamSender>(sc);
 	}
+	span_ = sender ? cfg.nb_streams : 0;
 	if (sched_)
 		attach_sender(sched_, provider_);
 	acked_scratch_.reserve(1024);
@@ -81,6 +82,7 @@ Session::Rx Session::on_packet(const wire::Header &h, const uint8_t *body, size_
 		return Rx::dropped;
 	}
 	Stream &st = streams_[h.stream_id];
+	span_ = std::max(span_, h.stream_id);
 	if (st.rx.is_duplicate(h.pn)) {
 		ctr_.rx_duplicate++;
 		return Rx::duplicate;
@@ -323,7 +325,7 @@ size_t Session::build_ack(uint16_t s, uint64_t now_ns, uint8_t *out, size_t cap)
 	// This stream's ACK first, then every other ACK this worker owes, while they fit.
 	st.rx.fill_ack(s, now_ns, &a);
 	len += wire::encode_ack_frame(a, out + len, cap - len);
-	for (uint16_t o = 0; o <= cfg_.nb_streams; o++) {
+	for (uint16_t o = 0; o <= span_; o++) {
 		if (o == s || !owns(o) || !streams_[o].rx.ack_pending())
 			continue;
 		if (cap - len < wire::ack_frame_len(wire::kMaxAckRanges) + wire::kWindowFrameLen)
@@ -508,7 +510,7 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 	cap -= cfg_.tag_len;
 	size_t len;
 	// 1. Acknowledgements owed: they drive the peer's clock, so they go first.
-	for (uint16_t s = 0; s <= cfg_.nb_streams; s++) {
+	for (uint16_t s = 0; s <= span_; s++) {
 		if (owns(s) && s != 0 && ack_due(streams_[s], now_ns)) {
 			*stream_id = s;
 			ctr_.tx_packets++;
@@ -539,7 +541,7 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 		return build_window(now_ns, out, cap);
 	}
 	// 3. Probes owed after a probe timeout: past the window and the pacer.
-	for (uint16_t s = 1; s <= cfg_.nb_streams; s++) {
+	for (uint16_t s = 1; s <= span_; s++) {
 		if (!owns(s) || !streams_[s].probes)
 			continue;
 		Stream &st = streams_[s];
@@ -554,9 +556,9 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 	// 4. Data, round robin over the streams whose window and pacer allow a packet.
 	if (!sched_)
 		return 0;
-	for (uint16_t i = 0; i < cfg_.nb_streams; i++) {
+	for (uint16_t i = 0; i < span_; i++) {
 		uint16_t s = rr_cursor_;
-		rr_cursor_ = rr_cursor_ >= cfg_.nb_streams ? 1 : rr_cursor_ + 1;
+		rr_cursor_ = rr_cursor_ >= span_ ? 1 : rr_cursor_ + 1;
 		if (!owns(s))
 			continue;
 		Stream &st = streams_[s];
@@ -580,7 +582,7 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 
 void Session::on_timer(uint64_t now_ns)
 {
-	for (uint16_t s = 0; s <= cfg_.nb_streams; s++) {
+	for (uint16_t s = 0; s <= span_; s++) {
 		if (!owns(s))
 			continue;
 		Stream &st = streams_[s];
@@ -592,7 +594,7 @@ void Session::on_timer(uint64_t now_ns)
 uint64_t Session::next_event_ns(uint64_t now_ns)
 {
 	uint64_t next = UINT64_MAX;
-	for (uint16_t s = 0; s <= cfg_.nb_streams; s++) {
+	for (uint16_t s = 0; s <= span_; s++) {
 		if (!owns(s))
 			continue;
 		Stream &st = streams_[s];

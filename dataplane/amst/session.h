@@ -132,7 +132,11 @@ public:
 
 	// --- tuning, published by the control plane ---
 	// Streams 1..n may claim new chunks; streams above n finish what they hold.
-	void set_active_streams(uint16_t n) { active_streams_ = std::min(n, cfg_.nb_streams); }
+	void set_active_streams(uint16_t n)
+	{
+		active_streams_ = std::min(n, cfg_.nb_streams);
+		span_ = std::max(span_, active_streams_);
+	}
 	uint16_t active_streams() const { return active_streams_; }
 	// The whole session's pacing ceiling in bytes/s, shared out evenly over the
 	// active streams (the spec's rate = bw * 0.95 / streams, with bw*0.95 passed in).
@@ -190,6 +194,10 @@ private:
 	CtrlHandler on_ctrl_;
 	std::vector<Stream> streams_; // index = stream id; 0 = control
 	uint16_t active_streams_;
+	// Streams above span_ have never been active nor received a packet, so they hold
+	// no state: the per-packet loops stop there (a receiver made for 256 streams
+	// whose sender uses 16 walks 16).
+	uint16_t span_ = 0;
 	uint16_t rr_cursor_ = 1;
 	uint64_t ceiling_ = 0;
 	std::vector<PacketRef> acked_scratch_;
