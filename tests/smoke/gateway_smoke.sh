@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Smoke test of the real gateway: two dwcp-gateway processes in network namespaces
+# joined by ../shared/wan-link (100 ms RTT, 1 Gbit/s, 1% loss) move a 64 MiB file;
+# then bad command lines must fail cleanly.
+#
+#   tests/smoke/gateway_smoke.sh BUILD/control/dwcp-gateway
+#
+# Checks: both gateways exit 0, the receiver's report says ok and carries the
+# source's sha256, the received file has that sha256, and the receive directory
+# holds that file and nothing else (no partial or temporary file).  Bad arguments
+# (no --ip, an unknown option, an unknown --cc) exit 2 with one error line naming
+# the culprit.  The link is torn down whatever happens.  Needs root.
+# WAN_LINK=PATH overrides where wan-link is (default ../shared/wan-link).
+set -euo pipefail
+
+say() { echo "smoke: $*"; }
+fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
+
+gw=${1:-}
+[[ -n $gw ]] || fail "usage: $0 PATH/TO/dwcp-gateway"
+[[ -x $gw ]] || fail "no executable gateway at '$gw'"
+gw=$(realpath "$gw")
+[[ $(id -u) == 0 ]] || fail "must run as root (network namespaces)"
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+wan_link=${WAN_LINK:-$top/../shared/wan-link}
+[[ -x $wan_link ]] || fail "no wan-link at '$wan_link' (set WAN_LINK)"
+command -v python3 >/dev/null || fail "missing python3: apt-get install -y python3"
+
+prefix=smk$$
+work=$(mktemp -d /tmp/dwcp-smoke.XXXXXX)
+pids=()
+cleanup() {
+	local status=$? pid
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	"$wan_link" --prefix "$prefix" down >/dev/null 2>&1 || true
+	# EAL leaves a runtime directory per --file-prefix, even with --no-shconf.
+	rm -rf /var/run/dpdk/dwcp-{recv,send,bad}-"$prefix"
+	if ((status == 0)); then
+		rm -rf "$work"
+	else
+		# Keep the logs and reports to read; drop the data.
+		rm -rf "$work/recv" "$work/smoke-64m.bin"
+		echo "smoke: logs and reports kept in $work" >&2
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# EAL for one role: receiver on lcore 0 in site B, sender on lcore 1 in site A.
+eal() {
+	local role=$1 core=$2 iface=$3
+	echo "-l $core --no-huge -m 1024 --no-pci --no-shconf --file-prefix dwcp-$role-$prefix --vdev net_af_packet0,iface=$iface"
+}
+# Output to a file makes C stdio buffer whole blocks: ask for lines, so
+# "listening" shows when it is printed.
+line_buffered=
+if command -v stdbuf >/dev/null; then line_buffered="stdbuf -oL"; fi
+# One field of a JSON report, as Python prints it (True/False for booleans).
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# Prints the last lines of a log, indented, to stderr.
+show() { if [[ -s $1 ]]; then sed 's/^/  | /' "$1" | tail -n "${2:-10}" >&2; fi; }
+
+say "wan-link up --prefix $prefix: 100 ms RTT, 1000 Mbit/s, 1% loss"
+"$wan_link" --prefix "$prefix" up --rtt-ms 100 --rate-mbit 1000 --loss-pct 1 >/dev/null \
+	|| fail "wan-link up --prefix $prefix failed"
+
+# ---- case 1: a 64 MiB transfer ----
+src=$work/smoke-64m.bin
+head -c $((64 << 20)) /dev/urandom >"$src"
+src_sha=$(sha256sum "$src" | cut -d' ' -f1)
+mkdir "$work/recv"
+say "source $src sha256 $src_sha"
+
+# shellcheck disable=SC2046,SC2086 # eal and line_buffered print words to split
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/recv" --once \
+	--link-mbit 1000 --report-json "$work/recv.json" >"$work/recv.log" 2>"$work/recv.err" &
+recv_pid=$!
+pids+=("$recv_pid")
+for _ in $(seq 30); do
+	grep -q listening "$work/recv.log" 2>/dev/null && break
+	kill -0 "$recv_pid" 2>/dev/null || { show "$work/recv.err"; fail "receiver exited before listening"; }
+	sleep 0.1
+done
+grep -q listening "$work/recv.log" || say "receiver printed no 'listening' in 3 s, starting the sender anyway"
+
+say "sending"
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
+	--link-mbit 1000 --report-json "$work/send.json" >"$work/send.log" 2>"$work/send.err" &
+send_pid=$!
+pids+=("$send_pid")
+
+# 64 MiB at 1 Gbit/s takes under a second of wire time; 90 s is for slow machines.
+wait_exit() { # pid name seconds -> the exit code in $code, or fails when it hangs
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || { code=0; wait "$1" || code=$?; return; }
+		sleep 0.1
+	done
+	fail "$2 still running after $3 s (logs: $work/$2.log, .err)"
+}
+wait_exit "$send_pid" send 90
+send_code=$code
+if ((send_code != 0)); then
+	# The sender gave up; the receiver need not run into its own timeout too.
+	sleep 2
+	kill "$recv_pid" 2>/dev/null || true
+fi
+wait_exit "$recv_pid" recv 40
+recv_code=$code
+say "sender exit $send_code, receiver exit $recv_code"
+if ((send_code != 0 || recv_code != 0)); then
+	show "$work/send.err"; show "$work/recv.err"
+	why=
+	for role in send recv; do
+		[[ -s $work/$role.json ]] && why+=" $role: '$(field "$work/$role.json" error)'"
+	done
+	fail "transfer failed: sender exit $send_code, receiver exit $recv_code;${why:- no reports}"
+fi
+
+[[ -s $work/recv.json ]] || fail "receiver left no report (--report-json)"
+[[ -s $work/send.json ]] || fail "sender left no report (--report-json)"
+[[ $(field "$work/recv.json" ok) == True ]] || fail "receiver report not ok: $(field "$work/recv.json" error)"
+[[ $(field "$work/send.json" ok) == True ]] || fail "sender report not ok: $(field "$work/send.json" error)"
+rep_sha=$(field "$work/recv.json" sha256)
+[[ $rep_sha == "$src_sha" ]] || fail "receiver reports sha256 $rep_sha, source has $src_sha"
+got=$(field "$work/recv.json" file)
+[[ -f $got ]] || fail "received file '$got' (from the report) does not exist"
+got_sha=$(sha256sum "$got" | cut -d' ' -f1)
+[[ $got_sha == "$src_sha" ]] || fail "received file $got has sha256 $got_sha, source has $src_sha"
+others=$(find "$work/recv" -mindepth 1 ! -path "$(realpath "$got")" -printf '%f ')
+[[ -z $others ]] || fail "receive directory holds more than the file: $others"
+say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
+	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
+
+# ---- case 2: bad arguments ----
+# Each must exit 2 and print one error line (besides DPDK's own log lines) that
+# names what is wrong.  Run in site A so EAL finds its port and only our options fail.
+bad_args() { # name expected-word gateway-options...
+	local name=$1 word=$2 code=0
+	shift 2
+	# shellcheck disable=SC2046
+	timeout 30 ip netns exec "$prefix-a" "$gw" $(eal bad 1 a0) -- "$@" >"$work/bad.out" 2>"$work/bad.err" || code=$?
+	((code != 124)) || fail "$name: gateway still running after 30 s"
+	((code == 2)) || { show "$work/bad.err"; fail "$name: exit $code, expected 2"; }
+	# DPDK logs as 'EAL: ...', 'TELEMETRY: ...', 'NET_AF_PACKET: ...'; the rest is ours.
+	grep -Ev '^[A-Z][A-Z0-9_]*: ' "$work/bad.err" | grep -v '^[[:space:]]*$' >"$work/bad.ours" || true
+	local n; n=$(wc -l <"$work/bad.ours")
+	((n == 1)) || { show "$work/bad.err" 20; fail "$name: expected one error line on stderr, got $n"; }
+	grep -q -- "$word" "$work/bad.ours" || fail "$name: error does not name '$word': $(<"$work/bad.ours")"
+	say "$name: exit 2: $(<"$work/bad.ours")"
+}
+bad_args "missing --ip" "--ip" --listen --recv-dir "$work/recv" --once
+bad_args "unknown option" "--no-such-option" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" --no-such-option
+bad_args "unknown --cc" "vegas" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" --cc vegas
+
+say "PASS"
