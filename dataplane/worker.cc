@@ -391,8 +391,13 @@ WorkerSnapshot Worker::snapshot() const
 
 void Worker::sleep_idle(uint64_t now, uint64_t next_event)
 {
+	// The floor stays far below the path's RTT: back to back (memif, a LAN) a
+	// 50 us nap per burst would cost more than the link itself.
+	uint64_t floor = cfg_.batch_ns;
+	if (local_.srtt_ns)
+		floor = std::min(floor, local_.srtt_ns / 64);
 	uint64_t ns = next_event > now ? next_event - now : 0;
-	ns = std::clamp<uint64_t>(ns, cfg_.batch_ns, cfg_.idle_sleep_max_ns);
+	ns = std::clamp<uint64_t>(ns, floor, cfg_.idle_sleep_max_ns);
 	if (ns < 4000) {
 		rte_pause();
 		return;
