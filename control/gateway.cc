@@ -953,6 +953,8 @@ int Gateway::control_receiver()
 			auto reject = [&](RejectCode c, const std::string &why) {
 				send(MsgType::reject, encode(Reject{.code = c, .reason = why}));
 				err_ = why;
+				// The refusal must reach the sender before the session goes.
+				wait_ctrl_flushed(std::min(o_.timeout_s, 3.0));
 				return 1;
 			};
 			Hello hello;

@@ -28,7 +28,7 @@ F_SETPIPE_SZ = getattr(fcntl, 'F_SETPIPE_SZ', 1031)
 
 # The DPDK port each gateway attaches to the wan-link's veth end.  af_packet knobs
 # worth tuning here: framecnt=, blocksz=, framesz=, qdisc_bypass=1, qpairs=.
-AF_PACKET_VDEV = 'net_af_packet0,iface={iface}'
+AF_PACKET_VDEV = 'net_af_packet0,iface={iface},framecnt=4096'
 # Two gateways joined back to back (perf/line-rate).  memif needs DPDK's
 # multi-process channel, so memif processes run without --no-shconf.
 MEMIF_VDEV = 'net_memif0,role={role},socket={socket}'

@@ -49,7 +49,7 @@ trap 'exit 1' INT TERM
 # EAL for one role: receiver on lcore 0 in site B, sender on lcore 1 in site A.
 eal() {
 	local role=$1 core=$2 iface=$3
-	echo "-l $core --no-huge -m 1024 --no-pci --no-shconf --file-prefix dwcp-$role-$prefix --vdev net_af_packet0,iface=$iface"
+	echo "-l $core --no-huge -m 1024 --no-pci --no-shconf --file-prefix dwcp-$role-$prefix --vdev net_af_packet0,iface=$iface,framecnt=4096"
 }
 # Output to a file makes C stdio buffer whole blocks: ask for lines, so
 # "listening" shows when it is printed.
@@ -133,7 +133,71 @@ others=$(find "$work/recv" -mindepth 1 ! -path "$(realpath "$got")" -printf '%f 
 say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
 	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
 
-# ---- case 2: bad arguments ----
+# ---- case 2: an interrupted transfer leaves nothing that looks complete ----
+# The receiver is stopped (SIGTERM) mid-transfer of a 256 MiB file: it must exit
+# non-zero, and its directory must hold neither the file nor its temporary part.
+# The sender then finds its peer silent and fails too.
+big=$work/interrupted.bin
+head -c $((256 << 20)) /dev/urandom >"$big"
+mkdir "$work/recv2"
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/recv2" --once \
+	--link-mbit 1000 --report-json "$work/recv2.json" >"$work/recv2.log" 2>"$work/recv2.err" &
+recv_pid=$!
+pids+=("$recv_pid")
+for _ in $(seq 30); do grep -q listening "$work/recv2.log" 2>/dev/null && break; sleep 0.1; done
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$big" \
+	--link-mbit 1000 --timeout-s 3 --report-json "$work/send2.json" >"$work/send2.log" 2>"$work/send2.err" &
+send_pid=$!
+pids+=("$send_pid")
+for _ in $(seq 100); do grep -q "^receiving" "$work/recv2.log" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+kill -TERM "$recv_pid"
+wait_exit "$recv_pid" recv2 30
+recv_code=$code
+wait_exit "$send_pid" send2 30
+send_code=$code
+((recv_code != 0)) || fail "interrupted receiver exited 0"
+((send_code != 0)) || fail "sender of an interrupted transfer exited 0"
+left=$(find "$work/recv2" -mindepth 1 -printf '%f ')
+[[ -z $left ]] || fail "interrupted transfer left files behind: $left"
+say "interrupted: receiver exit $recv_code, sender exit $send_code ($(tail -n1 "$work/send2.err")), nothing left behind"
+
+# ---- case 3: a disk too small for the object ----
+# The receiver refuses it at the hello (statvfs, then fallocate), the sender
+# reports the receiver's one-line reason, and nothing is left in the directory.
+mkdir "$work/small"
+mount -t tmpfs -o size=16m dwcp-smoke "$work/small" || fail "cannot mount a 16 MiB tmpfs for the full-disk case"
+small_cleanup() { umount "$work/small" 2>/dev/null || true; }
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/small" --once \
+	>"$work/recv3.log" 2>"$work/recv3.err" &
+recv_pid=$!
+pids+=("$recv_pid")
+for _ in $(seq 30); do grep -q listening "$work/recv3.log" 2>/dev/null && break; sleep 0.1; done
+code=0
+# shellcheck disable=SC2046
+timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
+	--timeout-s 10 >"$work/send3.log" 2>"$work/send3.err" || code=$?
+wait_exit "$recv_pid" recv3 30
+left=$(find "$work/small" -mindepth 1 -printf '%f ')
+small_cleanup
+((code == 1)) || { show "$work/send3.err"; fail "full disk: sender exit $code, expected 1"; }
+grep -q "no space" "$work/send3.err" || { show "$work/send3.err"; fail "full disk: the sender's error does not say 'no space'"; }
+[[ -z $left ]] || fail "full disk: files left behind: $left"
+say "full disk: sender exit 1: $(grep 'no space' "$work/send3.err" | head -n1)"
+
+# ---- case 4: a peer that is not there ----
+code=0
+# shellcheck disable=SC2046
+timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.99 --send "$src" \
+	--timeout-s 5 >"$work/unreach.log" 2>"$work/unreach.err" || code=$?
+((code == 1)) || { show "$work/unreach.err"; fail "unreachable peer: exit $code, expected 1"; }
+grep -q "10.99.0.99 unreachable" "$work/unreach.err" || { show "$work/unreach.err"; fail "unreachable peer: no error naming it"; }
+say "unreachable peer: exit 1: $(grep unreachable "$work/unreach.err" | head -n1)"
+
+# ---- case 5: bad arguments ----
 # Each must exit 2 and print one error line (besides DPDK's own log lines) that
 # names what is wrong.  Run in site A so EAL finds its port and only our options fail.
 bad_args() { # name expected-word gateway-options...

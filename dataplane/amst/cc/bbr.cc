@@ -25,6 +25,8 @@
 //   the delivery rate can never exceed it: once the estimate reaches
 //   kCeilingFullFraction of it, the pipe is as full as it will be and Startup
 //   ends without waiting three rounds for a plateau.
+//   In ProbeBW such a stream skips the 0.75 drain phase: its probe could not
+//   exceed the ceiling, so there is no queue to drain.
 // * Recovery.  There is no packet conservation on loss (BBRv1 cut cwnd to the
 //   data in flight in each recovery): with random loss every round would be a
 //   recovery round.
@@ -346,6 +348,12 @@ void Bbr::advance_cycle_phase(uint64_t now_ns)
 	cycle_stamp_ns_ = now_ns;
 	pacing_gain_ = kGainCycle[cycle_idx_];
 	phase_had_loss_ = false;
+	// A stream held at its rate ceiling probed no higher than the ceiling, so it
+	// queued nothing: a 0.75 phase would only give away a quarter of a round trip
+	// of the link (3% of every cycle).
+	if (pacing_gain_ < 1.0 && rate_ceiling_ != 0 &&
+	    double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_))
+		pacing_gain_ = 1.0;
 }
 
 void Bbr::check_probe_rtt(const AckEvent &ev, bool min_rtt_expired, bool round_start)
