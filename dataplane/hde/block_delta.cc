@@ -4,6 +4,7 @@
 
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
+#define ZSTD_STATIC_LINKING_ONLY // ZSTD_c_stableInBuffer, ZSTD_c_stableOutBuffer
 #include <zstd.h>
 
 #include <algorithm>
@@ -131,6 +132,33 @@ inline size_t pow2_at_least(size_t n)
 	while (p < n)
 		p <<= 1;
 	return p;
+}
+
+// Content class of a literal block, from every 16th byte: text, high-entropy
+// (compressed or encrypted), zero-rich binary (heap, tables), other binary (code).
+// Memory and disk images hold runs of pages of one kind; a compressed block that
+// mixes kinds codes all of them with one set of entropy tables, so the encoder
+// ends a zstd block where the class changes (see Codec::compress).  Scalar and
+// sampled: about 0.1 us a block, and the same on every ISA, as the output must be.
+uint8_t content_class(const uint8_t *p, size_t n)
+{
+	uint64_t seen[4] = {};
+	size_t nb = 0, zeros = 0, text = 0, distinct = 0;
+	for (size_t i = 0; i < n; i += 16, nb++) {
+		uint8_t c = p[i];
+		zeros += c == 0;
+		text += (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t';
+		uint64_t bit = uint64_t(1) << (c % 64);
+		distinct += !(seen[c / 64] & bit);
+		seen[c / 64] |= bit;
+	}
+	if (text * 10 >= nb * 9)
+		return 1;
+	if (distinct * 16 >= nb * 9) // uniform bytes: 162 distinct of 256 samples
+		return 2;
+	if (zeros * 10 >= nb * 3)
+		return 3;
+	return 4;
 }
 
 } // namespace
@@ -305,7 +333,9 @@ struct ChunkEncoder::Codec {
 
 	// Compresses src into dst (at most cap bytes).  Returns the length, or 0 when it
 	// does not fit (the caller then sends the bytes stored).
-	size_t compress(Tier tier, const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
+	// With zstd, cuts (nb_cuts increasing offsets inside src) end compressed blocks.
+	size_t compress(Tier tier, const uint8_t *src, size_t n, uint8_t *dst, size_t cap, const uint32_t *cuts,
+		size_t nb_cuts)
 	{
 		if (tier == Tier::igzip) {
 			isal_zstream s;
@@ -324,8 +354,35 @@ struct ChunkEncoder::Codec {
 			return s.total_out;
 		}
 		int level = tier == Tier::zstd9 ? 9 : 3;
-		size_t r = ZSTD_compressCCtx(zstd, dst, cap, src, n, level);
-		return ZSTD_isError(r) ? 0 : r;
+		if (nb_cuts == 0) {
+			size_t r = ZSTD_compressCCtx(zstd, dst, cap, src, n, level);
+			return ZSTD_isError(r) ? 0 : r;
+		}
+		// One frame, as above (content size in the header), whose blocks end at
+		// the cuts: each part gets entropy tables of its own, and matches still
+		// reach back across the cuts.  On the first-round memory image this gave
+		// 1% more ratio at zstd3 (2.99 -> 3.02, above zstd -3 on the whole file at
+		// 3.01), about what zstd's own block splitter gains at 1.7x the time.
+		ZSTD_CCtx_reset(zstd, ZSTD_reset_session_and_parameters);
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, level)) ||
+			ZSTD_isError(ZSTD_CCtx_setParameter(zstd, ZSTD_c_stableInBuffer, 1)) ||
+			ZSTD_isError(ZSTD_CCtx_setParameter(zstd, ZSTD_c_stableOutBuffer, 1)) ||
+			ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(zstd, n)))
+			return 0;
+		// Stable buffers: zstd reads src and writes dst in place, as the one-shot
+		// call does, instead of copying both through buffers of its own; so the
+		// first round takes the CPU time it took in one shot (885 ms against 882
+		// for 256 MiB, it was 5% more with the copies).  The input grows cut by cut.
+		ZSTD_outBuffer ob = {dst, cap, 0};
+		ZSTD_inBuffer ib = {src, 0, 0};
+		for (size_t c = 0; c <= nb_cuts; c++) {
+			ib.size = c < nb_cuts ? cuts[c] : n;
+			size_t r = ZSTD_compressStream2(zstd, &ob, &ib, c < nb_cuts ? ZSTD_e_flush : ZSTD_e_end);
+			// Not all written: it does not fit in cap (or an error).
+			if (ZSTD_isError(r) || r != 0 || ib.pos != ib.size)
+				return 0;
+		}
+		return ob.pos;
 	}
 };
 
@@ -362,33 +419,65 @@ struct ChunkDecoder::Codec {
 
 namespace {
 
-// XOR-and-zero-run encodes cur against ref (n bytes) into out.  first is where the
-// first difference is (known from the in-place compare) or SIZE_MAX.  Returns the
-// length, or 0 when it would pass cap.
-size_t rle_encode(const Kernels &k, const uint8_t *cur, const uint8_t *ref, size_t n, size_t first,
-	uint8_t *out, size_t cap)
+// Index of the first set bit at or after bit `from` of a mask of nb_words words,
+// or SIZE_MAX.
+inline size_t next_set(const uint64_t *m, size_t nb_words, size_t from)
 {
+	size_t w = from / 64;
+	if (w >= nb_words)
+		return SIZE_MAX;
+	uint64_t v = m[w] & (~uint64_t(0) << (from % 64));
+	while (!v) {
+		if (++w == nb_words)
+			return SIZE_MAX;
+		v = m[w];
+	}
+	return w * 64 + size_t(__builtin_ctzll(v));
+}
+
+// Bit i set when bytes [i, i + kRleGap) of the block are all equal (bytes past the
+// block count as equal), from the difference mask words w (this one) and next.
+inline uint64_t gap_starts(uint64_t w, uint64_t next)
+{
+	static_assert(kRleGap == 4);
+	uint64_t e = ~w, en = ~next;
+	return e & (e >> 1 | en << 63) & (e >> 2 | en << 62) & (e >> 3 | en << 61);
+}
+
+// XOR-and-zero-run encodes cur against ref (n bytes, at most kBlockSize) into out,
+// from diff, the kernels' difference mask of the two, nb_diff bits set.  Returns
+// the length, or 0 when it would pass cap.  A literal run ends at the first
+// kRleGap equal bytes or at the end of the block: with the mask, both ends of
+// every run are bit scans (a 5%-dirty round with a map, in cache: 10 -> 20 GB/s
+// of dirty bytes against a compare call per run).
+size_t rle_encode(const Kernels &k, const uint8_t *cur, const uint8_t *ref, size_t n, const uint64_t *diff,
+	size_t nb_diff, uint8_t *out, size_t cap)
+{
+	const size_t nb_words = (n + 63) / 64;
+	// Every differing byte is sent: a block that differs in more than cap bytes
+	// (a remapped page) fails without copying cap bytes first.
+	if (nb_diff > cap)
+		return 0;
 	size_t pos = 0, o = 0;
 	for (;;) {
-		size_t z = first != SIZE_MAX ? first : k.first_diff(cur + pos, ref + pos, n - pos);
-		first = SIZE_MAX;
+		size_t d = next_set(diff, nb_words, pos);
+		size_t z = (d == SIZE_MAX ? n : d) - pos;
 		if (o + 10 > cap)
 			return 0;
 		o = size_t(put_varint(out + o, z) - out);
 		pos += z;
 		if (pos == n)
 			return o;
-		// The literal run ends at the first kRleGap equal bytes, or at the end.
-		size_t e = pos + 1;
-		while (e < n) {
-			e += k.first_equal(cur + e, ref + e, n - e);
-			if (e >= n)
+		// The first gap start after pos (pos itself differs, so is none).
+		size_t e = n;
+		for (size_t w = (pos + 1) / 64; w < nb_words; w++) {
+			uint64_t g = gap_starts(diff[w], w + 1 < nb_words ? diff[w + 1] : 0);
+			if (w == (pos + 1) / 64)
+				g &= ~uint64_t(0) << ((pos + 1) % 64);
+			if (g) {
+				e = std::min(n, w * 64 + size_t(__builtin_ctzll(g)));
 				break;
-			size_t g = std::min(kRleGap, n - e);
-			size_t d = k.first_diff(cur + e, ref + e, g);
-			if (d == g)
-				break;
-			e += d;
+			}
 		}
 		size_t l = e - pos;
 		if (o + varint_len(l) + l > cap)
@@ -401,12 +490,115 @@ size_t rle_encode(const Kernels &k, const uint8_t *cur, const uint8_t *ref, size
 	}
 }
 
+// First block at or after object block `from` and before `to` that the map
+// marks dirty, or `to`.  Whole clean words are skipped 64 blocks at a time.
+inline size_t next_dirty(const DirtyMap &d, size_t from, size_t to)
+{
+	while (from < to) {
+		if (from >= d.nb_blocks)
+			return from;
+		uint64_t v = d.words[from / 64] >> (from % 64);
+		if (v)
+			return std::min({to, d.nb_blocks, from + size_t(__builtin_ctzll(v))});
+		from = (from / 64 + 1) * 64;
+	}
+	return to;
+}
+
+// Asks for both images' copies of a block ahead of its compare.
+inline void prefetch_block(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	for (size_t l = 0; l < n; l += 64) {
+		__builtin_prefetch(a + l);
+		if (b)
+			__builtin_prefetch(b + l);
+	}
+}
+
+// Where a chunk's blocks are, and which of them the encoder reads.
+struct ChunkGeometry {
+	const uint8_t *data = nullptr;
+	size_t len = 0;
+	uint64_t off = 0;       // object offset of the chunk
+	size_t nb_blocks = 0;
+	size_t nb_inplace = 0;  // blocks [0, nb_inplace) lie wholly inside the baseline
+	size_t first_blk = 0;   // object block of block 0
+
+	ChunkGeometry(const uint8_t *d, size_t n, uint64_t chunk_off, uint64_t bsize)
+		: data(d), len(n), off(chunk_off), nb_blocks((n + kBlockSize - 1) / kBlockSize),
+		  first_blk(size_t(chunk_off / kBlockSize))
+	{
+		if (bsize && chunk_off < bsize)
+			nb_inplace = chunk_off + n <= bsize ? nb_blocks : size_t((bsize - chunk_off) / kBlockSize);
+	}
+	// The next block at or after b the encoder reads: with a map, clean blocks
+	// inside the baseline are skipped.  nb_blocks when there is none.
+	size_t next_read(size_t b, const DirtyMap &dirty) const
+	{
+		if (!dirty.words || b >= nb_inplace)
+			return std::min(b, nb_blocks);
+		return next_dirty(dirty, first_blk + b, first_blk + nb_inplace) - first_blk;
+	}
+	void prefetch(size_t b, const uint8_t *base) const
+	{
+		prefetch_block(data + b * kBlockSize, b < nb_inplace ? base + off + b * kBlockSize : nullptr,
+			std::min(kBlockSize, len - b * kBlockSize));
+	}
+};
+
+// Every position i in [lo, hi) of d (lo >= 63) where the gear hash of the 64
+// bytes d[i-63..i] is an anchor, in order, with that hash; returns the count.
+// The hash is one chain of a shift and an add per byte (two cycles of latency);
+// kGearLanes chains over slices of the range, each warmed up on the 63 bytes
+// before its slice, run side by side at about a cycle for every lane's byte.
+// A block that did not match well in place used to spend more here than in all
+// the rest of its encoding.
+size_t find_anchors(const uint8_t *d, size_t lo, size_t hi, uint32_t *pos, uint64_t *hash)
+{
+	constexpr size_t kGearLanes = 8;
+	const size_t slice = (hi - lo) / kGearLanes;
+	uint64_t h[kGearLanes] = {};
+	size_t at[kGearLanes], nb[kGearLanes] = {};
+	for (size_t l = 0; l < kGearLanes; l++)
+		at[l] = lo + l * slice;
+	for (size_t t = 63; t > 0; t--)
+		for (size_t l = 0; l < kGearLanes; l++)
+			h[l] = (h[l] << 1) + kGear.t[d[at[l] - t]];
+	// Lane l writes its anchors from index l * slice on: at most one a position.
+	for (size_t t = 0; t < slice; t++)
+		for (size_t l = 0; l < kGearLanes; l++) {
+			h[l] = (h[l] << 1) + kGear.t[d[at[l] + t]];
+			if (is_anchor(h[l])) [[unlikely]] {
+				pos[l * slice + nb[l]] = uint32_t(at[l] + t);
+				hash[l * slice + nb[l]++] = h[l];
+			}
+		}
+	// The last lane also takes the remainder of the range.
+	for (size_t i = at[kGearLanes - 1] + slice; i < hi; i++) {
+		size_t l = kGearLanes - 1;
+		h[l] = (h[l] << 1) + kGear.t[d[i]];
+		if (is_anchor(h[l])) {
+			pos[l * slice + nb[l]] = uint32_t(i);
+			hash[l * slice + nb[l]++] = h[l];
+		}
+	}
+	size_t n = nb[0];
+	for (size_t l = 1; l < kGearLanes; l++)
+		for (size_t j = 0; j < nb[l]; j++, n++) {
+			pos[n] = pos[l * slice + j];
+			hash[n] = hash[l * slice + j];
+		}
+	return n;
+}
+
 } // namespace
 
 ChunkEncoder::ChunkEncoder(size_t max_chunk_size, const Kernels *k)
 	: k_(k ? k : &kernels()), max_chunk_(std::min(max_chunk_size, kMaxChunkSize)),
 	  ops_(max_ops_size(max_chunk_) + 2 * kBlockSize),
 	  dup_keys_(pow2_at_least(2 * (max_chunk_ / kBlockSize + 1))), dup_blocks_(dup_keys_.size(), UINT32_MAX),
+	  cut_ops_(max_chunk_ / kBlockSize + 1), cut_blocks_(cut_ops_.size()), anchor_pos_(kBlockSize),
+	  anchor_hash_(kBlockSize),
 	  codec_(std::make_unique<Codec>())
 {
 }
@@ -414,7 +606,7 @@ ChunkEncoder::ChunkEncoder(size_t max_chunk_size, const Kernels *k)
 ChunkEncoder::~ChunkEncoder() = default;
 
 size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data, const BaselineIndex &base,
-	const DirtyMap &dirty) noexcept
+	const DirtyMap &dirty, bool classify) noexcept
 {
 	const Kernels &k = *k_;
 	const uint8_t *bp = base.data().data();
@@ -438,50 +630,71 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 			run_n = 0;
 		}
 	};
-	auto add_run = [&](uint8_t op) {
+	auto add_run = [&](uint8_t op, uint64_t n = 1) {
 		if (run_n && run_op != op)
 			flush_run();
 		run_op = op;
-		run_n++;
+		run_n += n;
 	};
+	const ChunkGeometry cg(data.data(), len, chunk_off, bsize);
+	const size_t nb_inplace = cg.nb_inplace;
+	// Dirty pages are scattered, so the hardware prefetcher (which stops at page
+	// boundaries) does not help: both images' copies of the next blocks to read
+	// are asked for while this one is encoded, after this block's compare, whose
+	// loads would otherwise queue behind them.  Measured on the 5%-dirty image
+	// with its map (2-core Zen4 VM shared with a memory-heavy job, so only the
+	// order of magnitude holds): the compare of a block nothing prefetched
+	// waited about 1800 TSC cycles, of a prefetched one about 950; prefetching
+	// after the compare instead of before it gave 15-40% more.  The first dirty
+	// blocks of the next chunk, prefetched while a chunk ended (a burst API),
+	// took the waits of the chunks' first blocks away but no wall-clock time, the
+	// memory bus being the limit there: not kept.
+	const size_t prefetch_ahead = dirty.words ? kPrefetchAhead : 1;
+	size_t pf_next = 0;  // blocks before this one were prefetched or skipped
+	size_t pf_ahead = 0; // prefetched blocks not yet read
+	auto prefetch_more = [&]() {
+		while (pf_ahead < prefetch_ahead) {
+			size_t nb = cg.next_read(pf_next, dirty);
+			if (nb >= cg.nb_blocks) {
+				pf_next = cg.nb_blocks;
+				return;
+			}
+			cg.prefetch(nb, bp);
+			pf_next = nb + 1;
+			pf_ahead++;
+		}
+	};
+	uint64_t *diff = diff_mask_.data();
+	uint8_t lit_class = 0; // content class of the last literal block, 0 before the first
+	nb_cuts_ = 0;
 
 	for (size_t b = 0; b < nb_blocks; b++) {
 		const size_t off = b * kBlockSize;
 		const size_t blen = std::min(kBlockSize, len - off);
 		const uint64_t obj_off = chunk_off + off;
 		const uint8_t *p = data.data() + off;
-		const bool inplace = have_base && obj_off + blen <= bsize;
+		const bool inplace = b < nb_inplace;
 
-		// Blocks the hypervisor says are clean are not read at all.
-		if (inplace && dirty.words && !dirty.dirty(obj_off / kBlockSize)) {
-			stats_.same++;
-			add_run(op_same);
-			continue;
-		}
-		// Dirty pages are scattered, so the hardware prefetcher (which stops at
-		// page boundaries) does not help: fetch the next block of both images
-		// while this one is compared.  On the shared 2-core test machine the gain was
-		// within the noise (3.4-4.2 GB/s of dirty bytes with a map, with and without).
-		if (b + 1 < nb_blocks) {
-			size_t nb = b + 1;
-			if (dirty.words)
-				while (nb < nb_blocks && chunk_off + nb * kBlockSize + kBlockSize <= bsize &&
-					!dirty.dirty((chunk_off + nb * kBlockSize) / kBlockSize))
-					nb++;
-			if (nb < nb_blocks) {
-				const uint8_t *np = data.data() + nb * kBlockSize;
-				const uint64_t nbo = chunk_off + nb * kBlockSize;
-				size_t nlen = std::min(kBlockSize, len - nb * kBlockSize);
-				bool nbase = have_base && nbo + nlen <= bsize;
-				for (size_t l = 0; l < nlen; l += 64) {
-					__builtin_prefetch(np + l);
-					if (nbase)
-						__builtin_prefetch(bp + nbo + l);
-				}
+		// Blocks the hypervisor says are clean are not read at all: a whole run of
+		// them is found with bit scans over the map.
+		if (inplace && dirty.words) {
+			size_t e = cg.next_read(b, dirty);
+			if (e > b) {
+				stats_.same += e - b;
+				add_run(op_same, e - b);
+				b = e - 1;
+				continue;
 			}
 		}
-		size_t first = inplace ? k.first_diff(p, bp + obj_off, blen) : 0;
-		if (inplace && first == blen) {
+		if (b < pf_next)
+			pf_ahead -= pf_ahead != 0;
+		else
+			pf_next = b + 1;
+		// One pass over both copies gives every difference of the block.
+		const size_t nb_diff = inplace ? k.diff_mask(p, bp + obj_off, blen, diff) : 0;
+		const bool same = inplace && nb_diff == 0;
+		prefetch_more();
+		if (same) {
 			stats_.same++;
 			add_run(op_same);
 			continue;
@@ -492,7 +705,7 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 		size_t best_len = SIZE_MAX;
 		uint64_t best_src = 0;
 		if (inplace) {
-			size_t n = rle_encode(k, p, bp + obj_off, blen, first, best_buf, blen / 2);
+			size_t n = rle_encode(k, p, bp + obj_off, blen, diff, nb_diff, best_buf, blen / 2);
 			if (n) {
 				best_len = n;
 				best_src = obj_off;
@@ -553,7 +766,8 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 			if (src < 0 || uint64_t(src) + blen > bsize || uint64_t(src) == best_src)
 				return;
 			size_t cap = std::min(best_len == SIZE_MAX ? blen / 2 : best_len - 1, blen / 2);
-			size_t n = rle_encode(k, p, bp + src, blen, SIZE_MAX, cand_buf, cap);
+			size_t nd = k.diff_mask(p, bp + src, blen, diff);
+			size_t n = rle_encode(k, p, bp + src, blen, diff, nd, cand_buf, cap);
 			if (n) {
 				std::swap(best_buf, cand_buf);
 				best_len = n;
@@ -564,20 +778,19 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 		if (have_base && shift != INT64_MIN)
 			try_src(int64_t(obj_off) + shift);
 		if (have_base && best_len > good_enough) {
-			// The rolling hash warms up on up to 63 bytes before the block.
-			size_t start = off >= 63 ? off - 63 : 0;
-			uint64_t hh = 0;
+			// The rolling hash covers the 64 bytes up to a position, so it is
+			// defined from 63 bytes past the chunk's start on (the block's first
+			// 63 positions use the bytes before it).
+			const size_t lo = std::max(off, size_t(63)), hi = off + blen;
+			size_t nb_anchors =
+				lo < hi ? find_anchors(data.data(), lo, hi, anchor_pos_.data(), anchor_hash_.data()) : 0;
 			unsigned tries = 0;
-			const uint8_t *d = data.data();
-			for (size_t i = start; i < off + blen && tries < 3; i++) {
-				hh = (hh << 1) + kGear.t[d[i]];
-				if (i < start + 63 || i < off || !is_anchor(hh))
-					continue;
-				int64_t q = base.find_anchor(hh);
+			for (size_t a = 0; a < nb_anchors && tries < 3; a++) {
+				int64_t q = base.find_anchor(anchor_hash_[a]);
 				if (q < 0)
 					continue;
 				tries++;
-				try_src(q - int64_t(chunk_off + i + 1) + int64_t(obj_off));
+				try_src(q - int64_t(chunk_off + anchor_pos_[a] + 1) + int64_t(obj_off));
 				if (best_len <= good_enough)
 					break;
 			}
@@ -601,6 +814,14 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 			memcpy(w, best_buf, best_len);
 			w += best_len;
 		} else {
+			if (classify) {
+				uint8_t c = content_class(p, blen);
+				if (c != lit_class && lit_class != 0) {
+					cut_ops_[nb_cuts_] = uint32_t(w - ops_.data());
+					cut_blocks_[nb_cuts_++] = uint32_t(b);
+				}
+				lit_class = c;
+			}
 			*w++ = op_literal;
 			memcpy(w, p, blen);
 			w += blen;
@@ -621,17 +842,23 @@ size_t ChunkEncoder::encode(uint32_t index, size_t chunk_size, std::span<const u
 		out.size() < max_encoded_chunk_size(len))
 		return 0;
 	const uint64_t chunk_off = uint64_t(index) * chunk_size;
-	size_t ops_len = build_ops(chunk_off, data, base, dirty);
+	// Only zstd uses the content classes of literal blocks.
+	size_t ops_len = build_ops(chunk_off, data, base, dirty, tier == Tier::zstd3 || tier == Tier::zstd9);
 
 	uint8_t *hdr = out.data();
 	uint8_t kind = kind_ops;
 	const uint8_t *src = ops_.data();
 	size_t src_len = ops_len;
+	const uint32_t *cuts = cut_ops_.data();
 	if (ops_len >= len) {
 		kind = kind_raw;
 		src = data.data();
 		src_len = len;
 		stats_.nb_raw_chunks++;
+		// Each cut moves to its block's first byte.
+		for (size_t c = 0; c < nb_cuts_; c++)
+			cut_blocks_[c] *= uint32_t(kBlockSize);
+		cuts = cut_blocks_.data();
 	}
 	uint8_t codec = codec_stored;
 	size_t payload = 0;
@@ -639,7 +866,7 @@ size_t ChunkEncoder::encode(uint32_t index, size_t chunk_size, std::span<const u
 	// which on a 5%-dirty image with a dirty map was 5x the cost of finding the
 	// changes, and the XOR runs of a few dirty pages barely compress (0.3% here).
 	if (tier != Tier::none && src_len >= kMinCompressLen) {
-		payload = codec_->compress(tier, src, src_len, hdr + kChunkHeaderLen, src_len - 1);
+		payload = codec_->compress(tier, src, src_len, hdr + kChunkHeaderLen, src_len - 1, cuts, nb_cuts_);
 		if (payload)
 			codec = tier == Tier::igzip ? codec_deflate : codec_zstd;
 	}

@@ -21,7 +21,10 @@
 //   24+P u32 CRC32C (ISA-L crc32_iscsi, seed 0) of bytes [0, 24+P)
 // So an encoded chunk is never longer than max_encoded_chunk_size(len) = len + 28:
 // when the op stream, compressed or not, is not shorter than the chunk, the chunk
-// goes as RAW (compressed when that helps).
+// goes as RAW (compressed when that helps).  A zstd payload is one standard frame
+// with its content size; the encoder ends its blocks where the content class of
+// the literal blocks changes (text, high-entropy, zero-rich, other binary), so
+// each run of pages of one kind gets entropy tables of its own.
 //
 // Op stream (after decompression).  The chunk is split into 4 KiB blocks (the last
 // one may be short); ops describe the blocks in order and must cover all of them:
@@ -65,6 +68,8 @@ constexpr size_t kChunkTrailerLen = 4;
 constexpr uint8_t kChunkMagic = 0xde;
 constexpr uint8_t kChunkVersion = 1;
 constexpr size_t kRleGap = 4;
+// Dirty blocks (with a map) whose both copies are prefetched ahead of the compare.
+constexpr size_t kPrefetchAhead = 2;
 
 constexpr size_t max_encoded_chunk_size(size_t len)
 {
@@ -206,13 +211,22 @@ public:
 private:
 	struct Codec;
 	size_t build_ops(uint64_t chunk_off, std::span<const uint8_t> data, const BaselineIndex &base,
-		const DirtyMap &dirty) noexcept;
+		const DirtyMap &dirty, bool classify) noexcept;
 
 	const Kernels *k_;
 	size_t max_chunk_;
 	std::vector<uint8_t> ops_;        // op stream, worst case: every block literal
 	std::vector<uint64_t> dup_keys_;  // hashes of this chunk's blocks, open addressing
 	std::vector<uint32_t> dup_blocks_;
+	std::array<uint64_t, kBlockSize / 64> diff_mask_; // the block's difference mask (Kernels::diff_mask)
+	// Where the content class of literal blocks changes: offsets in the op stream
+	// and block indexes (see content_class in block_delta.cc).
+	std::vector<uint32_t> cut_ops_;
+	std::vector<uint32_t> cut_blocks_;
+	size_t nb_cuts_ = 0;
+	// One block's anchors of the rolling hash (position, hash), at most one a byte.
+	std::vector<uint32_t> anchor_pos_;
+	std::vector<uint64_t> anchor_hash_;
 	std::unique_ptr<Codec> codec_;
 	EncodeStats stats_;
 };

@@ -21,6 +21,11 @@ struct Kernels {
 	bool (*is_zero)(const uint8_t *p, size_t n);
 	// dst[i] ^= src[i] for i < n.
 	void (*xor_into)(uint8_t *dst, const uint8_t *src, size_t n);
+	// Bit i%64 of mask[i/64] set when a[i] != b[i], for i < n; writes (n+63)/64
+	// words, the bits past n clear.  Returns the number of differing bytes.  One
+	// pass over both blocks: the XOR runs of a dirty page are then found with bit
+	// scans instead of a compare call per run.
+	size_t (*diff_mask)(const uint8_t *a, const uint8_t *b, size_t n, uint64_t *mask);
 };
 
 const Kernels &kernels_scalar();

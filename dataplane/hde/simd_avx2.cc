@@ -81,11 +81,35 @@ void xor_into_avx2(uint8_t *dst, const uint8_t *src, size_t n)
 		dst[i] ^= src[i];
 }
 
+size_t diff_mask_avx2(const uint8_t *a, const uint8_t *b, size_t n, uint64_t *mask)
+{
+	size_t nb = 0;
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64) {
+		uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+			_mm256_loadu_si256((const __m256i *)(a + i)), _mm256_loadu_si256((const __m256i *)(b + i))));
+		uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+			_mm256_loadu_si256((const __m256i *)(a + i + 32)), _mm256_loadu_si256((const __m256i *)(b + i + 32))));
+		uint64_t m = ~(uint64_t(hi) << 32 | lo);
+		mask[i / 64] = m;
+		nb += size_t(__builtin_popcountll(m));
+	}
+	if (i < n) {
+		uint64_t m = 0;
+		for (size_t j = 0; i + j < n; j++)
+			m |= uint64_t(a[i + j] != b[i + j]) << j;
+		mask[i / 64] = m;
+		nb += size_t(__builtin_popcountll(m));
+	}
+	return nb;
+}
+
 } // namespace
 
 const Kernels &kernels_avx2()
 {
-	static const Kernels k = {"avx2", first_diff_avx2, first_equal_avx2, is_zero_avx2, xor_into_avx2};
+	static const Kernels k = {"avx2", first_diff_avx2, first_equal_avx2, is_zero_avx2, xor_into_avx2,
+		diff_mask_avx2};
 	return k;
 }
 

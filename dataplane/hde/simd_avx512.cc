@@ -74,12 +74,31 @@ void xor_into_avx512(uint8_t *dst, const uint8_t *src, size_t n)
 	}
 }
 
+size_t diff_mask_avx512(const uint8_t *a, const uint8_t *b, size_t n, uint64_t *mask)
+{
+	size_t nb = 0;
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64) {
+		uint64_t m = _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
+		mask[i / 64] = m;
+		nb += size_t(__builtin_popcountll(m));
+	}
+	if (i < n) {
+		__mmask64 t = tail_mask(n - i);
+		uint64_t m = _mm512_mask_cmpneq_epi8_mask(t, _mm512_maskz_loadu_epi8(t, a + i),
+			_mm512_maskz_loadu_epi8(t, b + i));
+		mask[i / 64] = m;
+		nb += size_t(__builtin_popcountll(m));
+	}
+	return nb;
+}
+
 } // namespace
 
 const Kernels &kernels_avx512()
 {
 	static const Kernels k = {"avx512", first_diff_avx512, first_equal_avx512, is_zero_avx512,
-		xor_into_avx512};
+		xor_into_avx512, diff_mask_avx512};
 	return k;
 }
 

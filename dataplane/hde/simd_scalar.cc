@@ -61,12 +61,26 @@ void xor_into_scalar(uint8_t *dst, const uint8_t *src, size_t n)
 		dst[i] ^= src[i];
 }
 
+size_t diff_mask_scalar(const uint8_t *a, const uint8_t *b, size_t n, uint64_t *mask)
+{
+	size_t nb = 0;
+	for (size_t i = 0; i < n; i += 64) {
+		size_t e = n - i < 64 ? n - i : 64;
+		uint64_t m = 0;
+		for (size_t j = 0; j < e; j++)
+			m |= uint64_t(a[i + j] != b[i + j]) << j;
+		mask[i / 64] = m;
+		nb += size_t(__builtin_popcountll(m));
+	}
+	return nb;
+}
+
 } // namespace
 
 const Kernels &kernels_scalar()
 {
 	static const Kernels k = {"scalar", first_diff_scalar, first_equal_scalar, is_zero_scalar,
-		xor_into_scalar};
+		xor_into_scalar, diff_mask_scalar};
 	return k;
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <vector>
 
 namespace dwcp::hde {
@@ -136,6 +137,80 @@ TEST(BlockDelta, DirtyMapSkipsCleanBlocks)
 	EXPECT_EQ(out[5 * 4096 + 7], cur[5 * 4096 + 7]);
 	EXPECT_EQ(out[9 * 4096 + 7], base[9 * 4096 + 7]);
 	EXPECT_EQ(e.stats.same, 255u);
+}
+
+// With a map that marks every changed block (and some unchanged ones), the
+// encoding is the one without a map, byte for byte: the clean-run skipping and
+// the prefetch lookahead change what is read, never what is sent.
+TEST(BlockDelta, ExactDirtyMapGivesTheSameEncoding)
+{
+	auto base = test::structured_image(3 << 20, 21);
+	for (size_t n : {size_t(3 << 20), size_t((3 << 20) + 5000), size_t(2 << 20) + 777}) {
+		auto cur = test::structured_image(n, 21);
+		test::dirty_pages(cur, 0.03, n);
+		memcpy(cur.data() + 40 * 4096, base.data() + 500 * 4096, 4096); // moved
+		std::mt19937_64 rng(n);
+		size_t nb_blocks = (n + kBlockSize - 1) / kBlockSize;
+		// The map covers fewer blocks than the object: the rest counts as dirty.
+		size_t map_blocks = nb_blocks - 3;
+		std::vector<uint64_t> words((map_blocks + 63) / 64, 0);
+		for (size_t b = 0; b < map_blocks; b++) {
+			size_t off = b * kBlockSize, len = std::min(kBlockSize, n - off);
+			bool changed = off + len > base.size() || memcmp(cur.data() + off, base.data() + off, len) != 0;
+			if (changed || rng() % 50 == 0)
+				words[b / 64] |= 1ull << (b % 64);
+		}
+		BaselineIndex idx(base, kTag);
+		for (size_t c : {size_t(64 * 1024), kDefaultChunkSize}) {
+			auto plain = encode_all(cur, idx, Tier::zstd3, c);
+			auto mapped = encode_all(cur, idx, Tier::zstd3, c, DirtyMap{words.data(), map_blocks});
+			EXPECT_EQ(mapped.chunks, plain.chunks) << "n=" << n << " c=" << c;
+			EXPECT_EQ(decode_all(mapped, base, kTag, n, c), cur);
+		}
+	}
+}
+
+// XOR runs: a literal run ends at the first 4 equal bytes, whatever is after.
+TEST(BlockDelta, XorRunsEndAtFourEqualBytes)
+{
+	std::vector<uint8_t> base(4096, 0x11);
+	auto cur = base;
+	for (size_t i : {100, 101, 104, 109, 4094, 4095})
+		cur[i] = 0x22; // runs: 100-104 (gaps of 2 and 3 equal bytes), 109, 4094-4095 (the end)
+	BaselineIndex idx(base, kTag);
+	auto e = encode_all(cur, idx, Tier::none, 4096);
+	// XORIP: zero run 100, literal 5 (two and three equal bytes do not end it),
+	// zero run 4, literal 1, zero run 3984, literal 2 to the end, zero run 0.
+	const std::vector<uint8_t> want_ops = {0x05, 100, 5, 0x33, 0x33, 0, 0, 0x33, 4, 1, 0x33, 0x90, 0x1f, 2, 0x33,
+		0x33, 0};
+	ASSERT_EQ(e.chunks.size(), 1u);
+	std::vector<uint8_t> ops(e.chunks[0].begin() + kChunkHeaderLen, e.chunks[0].end() - kChunkTrailerLen);
+	EXPECT_EQ(ops, want_ops);
+	EXPECT_EQ(decode_all(e, base, kTag, cur.size(), 4096), cur);
+}
+
+// First round: runs of text, high-entropy and zero-rich pages in one chunk go in
+// one zstd frame whose blocks end where the content changes; it decodes, and it
+// is no larger than zstd of the whole op stream in one go.
+TEST(BlockDelta, MixedContentChunksRoundTrip)
+{
+	std::mt19937_64 rng(31);
+	std::vector<uint8_t> cur(kDefaultChunkSize * 3 + 4096 * 5 + 99);
+	for (size_t p = 0; p < cur.size(); p += 4096) {
+		size_t len = std::min<size_t>(4096, cur.size() - p);
+		unsigned kind = unsigned(p / 4096 / 7 % 4);
+		for (size_t i = 0; i < len; i++)
+			cur[p + i] = kind == 0 ? uint8_t("the of and to in is "[rng() % 20])
+				: kind == 1        ? uint8_t(rng())
+				: kind == 2        ? uint8_t(i % 8 < 5 ? 0 : rng() % 16)
+				                   : uint8_t(rng() % 5 == 0 ? rng() : rng() % 24 + 0x40);
+	}
+	BaselineIndex none;
+	for (Tier tier : {Tier::zstd3, Tier::zstd9, Tier::igzip}) {
+		auto e = encode_all(cur, none, tier);
+		EXPECT_EQ(decode_all(e, {}, 0, cur.size()), cur) << tier_name(tier);
+		EXPECT_LT(e.total, cur.size() * 3 / 4) << tier_name(tier);
+	}
 }
 
 TEST(BlockDelta, EncoderRejectsBadArguments)

@@ -53,6 +53,10 @@ TEST(Simd, KernelsMatchScalar)
 			ASSERT_EQ(k->first_diff(pa, pb, n), ref.first_diff(pa, pb, n)) << k->name << " n=" << n;
 			ASSERT_EQ(k->first_equal(pa, pb, n), ref.first_equal(pa, pb, n)) << k->name << " n=" << n;
 			ASSERT_EQ(k->is_zero(pa, n), ref.is_zero(pa, n)) << k->name << " n=" << n;
+			std::vector<uint64_t> m1((n + 63) / 64 + 1, 7), m2((n + 63) / 64 + 1, 7);
+			ASSERT_EQ(k->diff_mask(pa, pb, n, m1.data()), ref.diff_mask(pa, pb, n, m2.data())) << k->name;
+			ASSERT_EQ(m1, m2) << k->name << " n=" << n;
+			ASSERT_EQ(m1.back(), 7u) << k->name << " wrote past (n+63)/64 words, n=" << n;
 			std::vector<uint8_t> x1(pa, pa + n), x2(pa, pa + n);
 			k->xor_into(x1.data(), pb, n);
 			ref.xor_into(x2.data(), pb, n);
@@ -70,6 +74,30 @@ TEST(Simd, KernelsMatchScalar)
 	}
 }
 
+TEST(Simd, DiffMaskIsTheByteCompare)
+{
+	std::mt19937_64 rng(11);
+	std::vector<uint8_t> a(4096 + 64), b(4096 + 64);
+	for (const Kernels *k : variants()) {
+		for (int iter = 0; iter < 2000; iter++) {
+			size_t n = iter < 200 ? size_t(iter) : 1 + rng() % 4096;
+			for (size_t i = 0; i < n; i++)
+				a[i] = b[i] = uint8_t(rng());
+			for (size_t d = rng() % 40; d-- > 0 && n;)
+				b[rng() % n] ^= uint8_t(1 + rng() % 255);
+			std::vector<uint64_t> m((n + 63) / 64);
+			size_t nb = k->diff_mask(a.data(), b.data(), n, m.data());
+			size_t want_nb = 0;
+			for (size_t i = 0; i < m.size() * 64; i++) {
+				bool want = i < n && a[i] != b[i];
+				want_nb += want;
+				ASSERT_EQ(bool(m[i / 64] >> (i % 64) & 1), want) << k->name << " n=" << n << " i=" << i;
+			}
+			ASSERT_EQ(nb, want_nb) << k->name << " n=" << n;
+		}
+	}
+}
+
 TEST(Simd, EncodedChunksIdenticalAcrossVariants)
 {
 	auto base = test::structured_image(1 << 20, 1);
@@ -80,7 +108,7 @@ TEST(Simd, EncodedChunksIdenticalAcrossVariants)
 	memcpy(cur.data() + 4096 * 200, base.data() + 4096 * 10, 4096);
 	BaselineIndex idx(base, 0x1234);
 	const size_t c = kDefaultChunkSize;
-	for (Tier tier : {Tier::none, Tier::zstd3}) {
+	for (Tier tier : {Tier::none, Tier::zstd3, Tier::zstd9}) {
 		std::vector<std::vector<uint8_t>> ref;
 		for (const Kernels *k : variants()) {
 			ChunkEncoder enc(c, k);
