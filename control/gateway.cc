@@ -785,6 +785,8 @@ int Gateway::control_sender()
 	if (!o_.streams) {
 		AutotuneConfig ac;
 		ac.max_streams = max_streams;
+		// Every worker on both sides keeps a stream or two of its own.
+		ac.min_streams = std::min<uint16_t>(max_streams, uint16_t(2 * std::max<size_t>(workers_.size(), acc.rx_queues)));
 		tuner_ = std::make_unique<StreamTuner>(ac, streams_, streams_reason_);
 	}
 	ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;

@@ -82,7 +82,19 @@ public:
 	void on_ack(const AckEvent &ev) override;
 	void on_loss(const LossEvent &ev) override;
 	void on_persistent_congestion(uint64_t now_ns) override;
-	void set_rate_ceiling(uint64_t bytes_per_s) override { rate_ceiling_ = bytes_per_s; }
+	void set_rate_ceiling(uint64_t bytes_per_s) override
+	{
+		// The ceiling is this stream's share of the link's.  When the share grows
+		// (the session runs fewer streams) and the stream was held at its old
+		// share, the link had room for it all along: take the new share as the
+		// estimate rather than spend gain cycles rediscovering it, or every
+		// change of stream count would cost the session a dip in delivery.
+		if (rate_ceiling_ != 0 && bytes_per_s > rate_ceiling_ && filled_pipe_ &&
+		    double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_))
+			btlbw_.reset(rounds_.count(), uint64_t(double(btlbw_.best()) * double(bytes_per_s) /
+								double(rate_ceiling_)));
+		rate_ceiling_ = bytes_per_s;
+	}
 	uint64_t cwnd() const override { return cwnd_; }
 	uint64_t pacing_rate() const override { return pacing_rate_; }
 	const char *state_name() const override;

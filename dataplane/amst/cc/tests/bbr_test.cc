@@ -159,6 +159,31 @@ TEST(Bbr, RateCeilingEndsStartupAtOnce)
 	}
 }
 
+TEST(Bbr, RaisedCeilingShareIsTakenAtOnceOnlyWhenItHeldTheStream)
+{
+	// The session runs fewer streams: each stream's share of the link's ceiling
+	// grows.  A stream that was held at its share takes the new one as its
+	// estimate at once; one that was below its share (held by the bottleneck)
+	// learns nothing from a higher ceiling.
+	for (bool held : {true, false}) {
+		SCOPED_TRACE(held ? "held at the ceiling" : "below the ceiling");
+		uint64_t share = held ? kRate / 4 : 2 * kRate;
+		CcConfig cfg;
+		cfg.rate_ceiling = share;
+		auto cc = make_bbr(cfg);
+		LinkSim sim(*cc, LinkConfig{.rate = kRate, .base_rtt_ns = kRtt, .buffer_bytes = kBdp,
+			.ceiling = share});
+		sim.run_until(3 * kSec);
+		ASSERT_TRUE(in_state(*cc, "probe_bw"));
+		uint64_t before = cc->bandwidth_estimate();
+		cc->set_rate_ceiling(share * 3 / 2);
+		if (held)
+			EXPECT_NEAR(double(cc->bandwidth_estimate()), 1.5 * double(before), 0.01 * double(before));
+		else
+			EXPECT_EQ(cc->bandwidth_estimate(), before);
+	}
+}
+
 TEST(Bbr, ProbeBwPacesAtBottleneckOnAverage)
 {
 	auto cc = make_bbr();
