@@ -10,6 +10,8 @@
 
 int main(int argc, char **argv)
 {
+	// Progress goes to logs and pipes as often as to terminals: a line at a time.
+	setvbuf(stdout, nullptr, _IOLBF, 0);
 	// Our options come after `--`; check them before the EAL starts, so a typo costs
 	// no hugepage mapping and no device probe.
 	int sep = 0;
