@@ -243,7 +243,14 @@ def read_exact(stream, n):
 # ---------------------------------------------------------------- wan-link
 
 def wan_link_path(root):
-    path = os.environ.get('WAN_LINK') or os.path.join(os.path.dirname(root), 'shared', 'wan-link')
+    path = os.environ.get('WAN_LINK')
+    d = root
+    while not path and os.path.dirname(d) != d:
+        cand = os.path.join(os.path.dirname(d), 'shared', 'wan-link')
+        if os.access(cand, os.X_OK):
+            path = cand
+        d = os.path.dirname(d)
+    path = path or os.path.join(os.path.dirname(root), 'shared', 'wan-link')
     if not os.access(path, os.X_OK):
         raise Fail(f'no wan-link at {path} (set WAN_LINK to its path)')
     return path

@@ -22,7 +22,16 @@ gw=${1:-}
 gw=$(realpath "$gw")
 [[ $(id -u) == 0 ]] || fail "must run as root (network namespaces)"
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-wan_link=${WAN_LINK:-$top/../shared/wan-link}
+# ../shared/wan-link beside the checkout, or shared/wan-link beside any folder above it.
+wan_link=${WAN_LINK:-}
+if [[ -z $wan_link ]]; then
+	d=$top
+	while [[ $d != / && -z $wan_link ]]; do
+		[[ -x $(dirname "$d")/shared/wan-link ]] && wan_link=$(dirname "$d")/shared/wan-link
+		d=$(dirname "$d")
+	done
+	wan_link=${wan_link:-$top/../shared/wan-link}
+fi
 [[ -x $wan_link ]] || fail "no wan-link at '$wan_link' (set WAN_LINK)"
 command -v python3 >/dev/null || fail "missing python3: apt-get install -y python3"
 
