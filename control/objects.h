@@ -2,8 +2,10 @@
 // The files a gateway moves: a source it sends from, a sink it receives into.
 //
 // Source: the file is mapped read-only and the workers copy chunk bytes straight
-// from the page cache into mbufs; a hasher thread computes its SHA-256 meanwhile,
-// so the digest is ready long before the last chunk is acknowledged.
+// from the page cache into mbufs; a hasher thread computes its SHA-256 from the
+// same mapping meanwhile, so the digest is ready long before the last chunk is
+// acknowledged.  Like any mapped sender, it must not be truncated while sent
+// (SIGBUS); a size change is reported, a rewrite in place fails the digest.
 //
 // Sink: chunks arrive out of order into fixed chunk buffers (EAL memory, hugepages
 // when the EAL has them) that the workers take from a lock-free pool.  A writer
