@@ -561,7 +561,8 @@ void Gateway::report(bool ok, const std::string &error)
 	rte_eth_stats ps{};
 	(void)drivers::port_stats(port_.port_id, &ps);
 	double secs = first_packet_ns_ && done_ns_ > first_packet_ns_ ? double(done_ns_ - first_packet_ns_) / 1e9 : 0;
-	double goodput = secs > 0 ? double(object_size_) * 8 / secs / 1e6 : 0;
+	// Goodput is verified bytes over time: a failed transfer has none.
+	double goodput = ok && secs > 0 ? double(object_size_) * 8 / secs / 1e6 : 0;
 	bool sender = !o_.listen;
 	{
 		printf("%s %s: %s\n", sender ? "send" : "recv", ok ? "verified" : "FAILED",
