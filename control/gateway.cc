@@ -42,6 +42,10 @@ using dataplane::WorkerSnapshot;
 
 namespace {
 
+// The RTT the sender's first window is sized for, before it has measured one:
+// the middle of the WAN range DWCP is built for (100-500 ms).
+constexpr uint64_t kStartRttNs = 250'000'000;
+
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
 
@@ -294,7 +298,7 @@ private:
 	bool wait_ctrl_flushed(double timeout_s);
 	std::vector<WorkerSnapshot> snapshots() const;
 	std::vector<std::shared_ptr<amst::Session>> make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
-								   uint32_t ring_packets);
+								   uint32_t ring_packets, uint32_t initial_window = 0);
 	Event *next_event(uint64_t deadline_ns);
 	bool interrupted() const { return g_signal.load() != 0; }
 	void detach_all();
@@ -498,7 +502,7 @@ Event *Gateway::next_event(uint64_t deadline_ns)
 }
 
 std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
-								    uint32_t ring_packets)
+								    uint32_t ring_packets, uint32_t initial_window)
 {
 	std::vector<std::shared_ptr<amst::Session>> v;
 	rte_ring *events = events_;
@@ -513,6 +517,8 @@ std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid,
 		c.sends_data = sender;
 		c.data.cc = o_.cc;
 		c.data.max_inflight_packets = ring_packets;
+		if (initial_window)
+			c.data.initial_cwnd_packets = initial_window;
 		amst::Session::CtrlHandler h;
 		if (i == 0)
 			h = [events, sid](uint16_t type, std::span<const uint8_t> body) {
@@ -737,7 +743,14 @@ int Gateway::control_sender()
 	uint16_t max_streams = o_.streams ? o_.streams : o_.max_streams;
 	double bdp_pkts = double(link_bps ? link_bps : 10'000'000'000ull) / 8 * 0.5 / mss_;
 	uint32_t ring = std::bit_ceil(uint32_t(std::clamp(4 * bdp_pkts / 16, 1024.0, 65536.0)));
-	sessions_ = make_sessions(session_id_, true, max_streams, ring);
+	// First window per stream: its share of half the declared link's BDP at
+	// kStartRttNs.  The pacer never exceeds 0.95 of the declared rate, so a
+	// window larger than the real BDP cannot overrun the link; it only spares a
+	// long path the doublings from 32 packets (1.5 s at 300 ms).
+	double pkt = double(mss_ + wire::kHeaderLen + wire::kDataFrameLen + wire::kEncapLen);
+	double ceiling = double(link_bps) / 8 * 0.95;
+	uint32_t iw = uint32_t(std::clamp(ceiling * double(kStartRttNs) / 1e9 / 2 / pkt / max_streams, 32.0, ring / 2.0));
+	sessions_ = make_sessions(session_id_, true, max_streams, ring, iw);
 	for (size_t i = 0; i < workers_.size(); i++) {
 		auto s = sessions_[i];
 		auto p = std::shared_ptr<const PeerPath>(path_);
