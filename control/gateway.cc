@@ -817,7 +817,7 @@ int Gateway::control_sender()
 		for (size_t i = 0; i < workers_.size(); i++) {
 			auto s = sessions_[i];
 			workers_[i]->post([s, sched, src, n, ceil](Worker &w) {
-				s->set_active_streams(n);
+				s->set_active_streams(n, w.now_ns());
 				if (ceil)
 					s->set_rate_ceiling(ceil, w.now_ns());
 				s->attach_sender(sched, src);
@@ -891,7 +891,7 @@ int Gateway::control_sender()
 				for (size_t i = 0; i < workers_.size(); i++) {
 					auto s = sessions_[i];
 					workers_[i]->post([s, n, ceil](Worker &w) {
-						s->set_active_streams(n);
+						s->set_active_streams(n, w.now_ns());
 						if (ceil)
 							s->set_rate_ceiling(ceil, w.now_ns());
 					});

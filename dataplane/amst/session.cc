@@ -615,6 +615,27 @@ uint64_t Session::next_event_ns(uint64_t now_ns)
 	return std::max(next, now_ns);
 }
 
+void Session::set_active_streams(uint16_t n, uint64_t now_ns)
+{
+	uint16_t before = active_streams_;
+	active_streams_ = std::min(n, cfg_.nb_streams);
+	span_ = std::max(span_, active_streams_);
+	if (active_streams_ <= before || !sched_)
+		return;
+	const StreamSender *ref = nullptr;
+	for (uint16_t s = 1; s <= span_; s++) {
+		const StreamSender *tx = stream_tx(s);
+		if (tx && tx->rtt().has_sample() && (!ref || tx->delivered() > ref->delivered()))
+			ref = tx;
+	}
+	if (!ref)
+		return;
+	uint32_t pkts = uint32_t(std::max<uint64_t>(ref->cc().cwnd() / (cfg_.mss + cfg_.packet_overhead), 32));
+	for (uint16_t s = uint16_t(before + 1); s <= active_streams_; s++)
+		if (owns(s))
+			streams_[s].tx->set_initial_window(pkts, ref->rtt().smoothed(), now_ns);
+}
+
 void Session::set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns)
 {
 	ceiling_ = bytes_per_s;

@@ -132,11 +132,10 @@ public:
 
 	// --- tuning, published by the control plane ---
 	// Streams 1..n may claim new chunks; streams above n finish what they hold.
-	void set_active_streams(uint16_t n)
-	{
-		active_streams_ = std::min(n, cfg_.nb_streams);
-		span_ = std::max(span_, active_streams_);
-	}
+	// Streams that join and have never sent start from the window and RTT of the
+	// stream that has delivered most, so that one the tuner adds fills its share
+	// at once instead of slow-starting while the others' shares shrink.
+	void set_active_streams(uint16_t n, uint64_t now_ns = 0);
 	uint16_t active_streams() const { return active_streams_; }
 	// The whole session's pacing ceiling in bytes/s, shared out evenly over the
 	// active streams (the spec's rate = bw * 0.95 / streams, with bw*0.95 passed in).

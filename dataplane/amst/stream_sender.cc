@@ -294,6 +294,23 @@ void StreamSender::rearm_pto(uint64_t now_ns)
 	pto_at_ns_ = last_eliciting_sent_ns_ + pto;
 }
 
+bool StreamSender::set_initial_window(uint32_t packets, uint64_t rtt_ns, uint64_t now_ns)
+{
+	if (next_pn_ != 0)
+		return false;
+	cfg_.initial_cwnd_packets = packets;
+	cfg_.initial_rtt_ns = rtt_ns;
+	rtt_ = RttEstimator(rtt_ns);
+	CcConfig cc{.mss = cfg_.mss + cfg_.packet_overhead, .initial_cwnd_packets = packets};
+	cc.initial_rtt_ns = rtt_ns;
+	cc.seed = cfg_.stream_id;
+	cc_ = make_cc(cfg_.cc, cc);
+	if (rate_ceiling_)
+		cc_->set_rate_ceiling(rate_ceiling_);
+	update_pacing(now_ns);
+	return true;
+}
+
 void StreamSender::set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns)
 {
 	rate_ceiling_ = bytes_per_s;

@@ -99,6 +99,12 @@ public:
 	// Probe timeout with nothing lost: the owner re-sends the oldest data in flight.
 	bool oldest_in_flight(PacketRef *ref) const;
 
+	// --- start ---
+	// Before the stream's first packet: start from a window of `packets` and an
+	// RTT of rtt_ns (what the session has learnt on its other streams) instead of
+	// the configured guesses.  Returns false, changing nothing, once it has sent.
+	bool set_initial_window(uint32_t packets, uint64_t rtt_ns, uint64_t now_ns);
+
 	// --- pacing ---
 	// The stream's share of the link: pacing never exceeds it (0 = no ceiling).
 	void set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns);

@@ -191,6 +191,50 @@ TEST(Transfer, StreamsCanBeAddedAndRemovedMidTransfer)
 	EXPECT_EQ(phase, 3);
 }
 
+TEST(Transfer, StreamsAddedMidTransferKeepTheSessionAtItsCeiling)
+{
+	// The tuner adds streams: each stream's share of the ceiling shrinks at once,
+	// so the new ones must fill theirs at once too (they start from what the busiest
+	// stream learnt), or the session delivers half its rate for seconds.
+	TransferConfig cfg = base_config(amst::CcAlgo::bbr, 16);
+	cfg.session.data.max_inflight_packets = 16384;
+	cfg.window_chunks = 512;
+	const uint64_t ceiling = 118'750'000; // 0.95 of 1 Gbit/s
+	cfg.rate_ceiling = ceiling;
+	LinkShape l;
+	l.loss = 0.01;
+	auto object = make_object(size_t(320) << 20, 13);
+	auto delivered = [](amst::Session &tx) {
+		uint64_t d = 0;
+		for (uint16_t s = 1; s <= 16; s++)
+			if (const auto *st = tx.stream_tx(s))
+				d += st->delivered();
+		return d;
+	};
+	int phase = 0;
+	uint64_t d_change = 0, d_after = 0;
+	TransferResult r = run_transfer(object, cfg, l, l, 3, [&](uint64_t now, amst::Session &tx, amst::Session &) {
+		if (phase == 0) {
+			tx.set_active_streams(8, now);
+			tx.set_rate_ceiling(ceiling, now);
+			phase = 1;
+		} else if (phase == 1 && now > 1'500'000'000) {
+			tx.set_active_streams(16, now);
+			tx.set_rate_ceiling(ceiling, now);
+			d_change = delivered(tx);
+			phase = 2;
+		} else if (phase == 2 && now > 2'500'000'000) {
+			d_after = delivered(tx);
+			phase = 3;
+		}
+	});
+	ASSERT_TRUE(r.completed);
+	EXPECT_TRUE(r.received == object);
+	ASSERT_EQ(phase, 3);
+	// Wire bytes delivered in the second after the change, against the ceiling.
+	EXPECT_GE(double(d_after - d_change), 0.9 * double(ceiling)) << "delivery dipped after streams were added";
+}
+
 TEST(Transfer, DeterministicForASeed)
 {
 	TransferConfig cfg = base_config(amst::CcAlgo::bbr, 8);
