@@ -467,8 +467,11 @@ int Worker::run()
 			publish(now);
 			next_publish_ = now + 1'000'000;
 		}
+		// While packets arrive, nap only the floor: a receiver that slept until its
+		// ACK timer would stretch a short path's RTT past what the sender's window
+		// (sized from the minimum RTT) covers.
 		if (!saturated)
-			sleep_idle(now, std::min(next_event, resolve_ip_ ? now + 1'000'000 : UINT64_MAX));
+			sleep_idle(now, rx ? now : std::min(next_event, resolve_ip_ ? now + 1'000'000 : UINT64_MAX));
 	}
 	flush_tx();
 	publish(now_ns());

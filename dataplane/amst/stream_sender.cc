@@ -15,7 +15,9 @@ StreamSender::StreamSender(const StreamSenderConfig &cfg)
 	// than packets the ring can hold in flight, twice over for refs that are lost,
 	// re-sent and lost again before the queue is compacted.
 	lost_.reserve(2 * cap_);
-	CcConfig cc{.mss = cfg.mss + cfg.packet_overhead, .initial_cwnd_packets = cfg.initial_cwnd_packets};
+	CcConfig cc{.mss = cfg.mss + cfg.packet_overhead,
+		    .initial_cwnd_packets = cfg.initial_cwnd_packets,
+		    .min_cwnd_packets = cfg.min_cwnd_packets};
 	cc.initial_rtt_ns = cfg.initial_rtt_ns;
 	// Streams start their probing cycles at different phases, so they do not all
 	// probe for bandwidth in the same round trip.
@@ -301,7 +303,9 @@ bool StreamSender::set_initial_window(uint32_t packets, uint64_t rtt_ns, uint64_
 	cfg_.initial_cwnd_packets = packets;
 	cfg_.initial_rtt_ns = rtt_ns;
 	rtt_ = RttEstimator(rtt_ns);
-	CcConfig cc{.mss = cfg_.mss + cfg_.packet_overhead, .initial_cwnd_packets = packets};
+	CcConfig cc{.mss = cfg_.mss + cfg_.packet_overhead,
+		    .initial_cwnd_packets = packets,
+		    .min_cwnd_packets = cfg_.min_cwnd_packets};
 	cc.initial_rtt_ns = rtt_ns;
 	cc.seed = cfg_.stream_id;
 	cc_ = make_cc(cfg_.cc, cc);
