@@ -43,12 +43,12 @@ cleanup() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	"$wan_link" --prefix "$prefix" down >/dev/null 2>&1 || true
 	# EAL leaves a runtime directory per --file-prefix, even with --no-shconf.
-	rm -rf /var/run/dpdk/dwcp-{recv,send,bad}-"$prefix"
+	rm -rf /var/run/dpdk/dwcp-{recv,send,bad,recvmw,sendmw}-"$prefix"
 	if ((status == 0)); then
 		rm -rf "$work"
 	else
 		# Keep the logs and reports to read; drop the data.
-		rm -rf "$work/recv" "$work/smoke-64m.bin"
+		rm -rf "$work/recv" "$work/recv_mw" "$work/recv2" "$work/smoke-64m.bin" "$work/interrupted.bin"
 		echo "smoke: logs and reports kept in $work" >&2
 	fi
 }
@@ -141,6 +141,32 @@ others=$(find "$work/recv" -mindepth 1 ! -path "$(realpath "$got")" -printf '%f 
 [[ -z $others ]] || fail "receive directory holds more than the file: $others"
 say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
 	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
+
+# ---- case 1b: two workers a side ----
+# Each gateway runs two workers on two af_packet queue pairs (PACKET_FANOUT
+# spreads flows by hash, not by our stream ownership), so streams reach the
+# wrong worker and are handed to their owner over the hand-off rings.
+mkdir "$work/recv_mw"
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-b" "$gw" $(eal recvmw 0-1 b0),qpairs=2 -- --ip 10.99.0.12 --listen --recv-dir "$work/recv_mw" \
+	--once --link-mbit 1000 --report-json "$work/recv_mw.json" >"$work/recv_mw.log" 2>"$work/recv_mw.err" &
+recv_pid=$!
+pids+=("$recv_pid")
+for _ in $(seq 30); do grep -q listening "$work/recv_mw.log" 2>/dev/null && break; sleep 0.1; done
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-a" "$gw" $(eal sendmw 0-1 a0),qpairs=2 -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
+	--link-mbit 1000 --streams 8 --report-json "$work/send_mw.json" >"$work/send_mw.log" 2>"$work/send_mw.err" &
+send_pid=$!
+pids+=("$send_pid")
+wait_exit "$send_pid" send_mw 90
+send_code=$code
+wait_exit "$recv_pid" recv_mw 40
+recv_code=$code
+((send_code == 0 && recv_code == 0)) || { show "$work/send_mw.err"; show "$work/recv_mw.err"; fail "two workers: sender exit $send_code, receiver exit $recv_code"; }
+[[ $(field "$work/recv_mw.json" worker_cores) == 2 ]] || fail "two workers: the receiver ran $(field "$work/recv_mw.json" worker_cores) workers"
+got_sha=$(sha256sum "$work/recv_mw/$(basename "$src")" | cut -d' ' -f1)
+[[ $got_sha == "$src_sha" ]] || fail "two workers: received file has sha256 $got_sha, source has $src_sha"
+say "two workers a side: ok, $(field "$work/recv_mw.json" goodput_mbit) Mbit/s, sha256 match"
 
 # ---- case 2: an interrupted transfer leaves nothing that looks complete ----
 # The receiver is stopped (SIGTERM) mid-transfer of a 256 MiB file: it must exit
