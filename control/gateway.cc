@@ -566,6 +566,15 @@ void Gateway::report(bool ok, const std::string &error)
 	}
 	rte_eth_stats ps{};
 	(void)drivers::port_stats(port_.port_id, &ps);
+	if (o_.listen) {
+		// The receiver's count is what arrived: the data streams that carried packets.
+		uint32_t heard = 0;
+		for (auto &s : snaps)
+			heard += s.streams_heard;
+		streams_ = uint16_t(heard);
+		streams_initial_ = streams_;
+		streams_reason_ = "data streams the sender used";
+	}
 	double secs = first_packet_ns_ && done_ns_ > first_packet_ns_ ? double(done_ns_ - first_packet_ns_) / 1e9 : 0;
 	// Goodput is verified bytes over time: a failed transfer has none.
 	double goodput = ok && secs > 0 ? double(object_size_) * 8 / secs / 1e6 : 0;

@@ -363,6 +363,7 @@ void Worker::publish(uint64_t now)
 				s.min_rtt_ns = c->rtt().min();
 			}
 		}
+		s.streams_heard = session_->streams_heard();
 		s.all_acked = session_->all_acked();
 		s.ctrl_flushed = session_->ctrl_flushed();
 		s.closed = session_->closed();

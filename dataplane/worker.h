@@ -93,6 +93,7 @@ struct WorkerSnapshot {
 	uint64_t sent_packets = 0, lost_packets = 0, sent_bytes = 0, bytes_in_flight = 0;
 	uint64_t pacing_bytes_per_s = 0;
 	uint64_t srtt_ns = 0, min_rtt_ns = 0;
+	uint16_t streams_heard = 0;     // data streams that delivered a packet here (receiver)
 	bool all_acked = false;         // every chunk this shard sent is acknowledged
 	bool ctrl_flushed = false;
 	bool closed = false;

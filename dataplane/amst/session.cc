@@ -645,6 +645,14 @@ void Session::set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns)
 			streams_[s].tx->set_rate_ceiling(per_stream, now_ns);
 }
 
+uint16_t Session::streams_heard() const
+{
+	uint16_t n = 0;
+	for (uint16_t s = 1; s <= span_; s++)
+		n += owns(s) && streams_[s].rx.any_received();
+	return n;
+}
+
 uint64_t Session::bytes_in_flight() const
 {
 	uint64_t sum = 0;

@@ -147,6 +147,8 @@ public:
 	// The data streams this worker owns (nullptr for others).
 	const StreamSender *stream_tx(uint16_t s) const { return owns(s) ? streams_[s].tx.get() : nullptr; }
 	bool owns(uint16_t s) const { return s <= cfg_.nb_streams && s % cfg_.nb_shards == cfg_.shard && streams_[s].tx; }
+	// Data streams of this shard that have received at least one packet.
+	uint16_t streams_heard() const;
 	// Bytes in flight summed over the streams, and their delivery so far.
 	uint64_t bytes_in_flight() const;
 	// Every chunk this side sends is acknowledged.
