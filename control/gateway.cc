@@ -340,6 +340,7 @@ private:
 	// progress
 	uint64_t last_progress_ns_ = 0, last_bytes_ = 0, last_sent_ = 0, last_lost_ = 0, last_wire_ = 0;
 	double last_rate_mbit_ = 0;
+	uint64_t refused_first_packets_ = 0; // unknown-session packets that were no hello
 	bool ok_ = false;
 };
 
@@ -603,12 +604,14 @@ void Gateway::report(bool ok, const std::string &error)
 		 ", \"packets_received\": %" PRIu64 ", \"worker_cores\": %zu, \"chunk_size\": %u, \"window_chunks\": %u, "
 		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f, \"port_rx_missed\": %" PRIu64
 		 ", \"port_tx_errors\": %" PRIu64 ", \"tx_ring_full\": %" PRIu64 ", \"rx_dropped\": %" PRIu64
-		 ", \"rx_unknown_session\": %" PRIu64 ", \"rx_bad_header\": %" PRIu64 "}\n",
+		 ", \"rx_unknown_session\": %" PRIu64 ", \"rx_bad_header\": %" PRIu64 ", \"refused_first_packets\": %" PRIu64
+		 "}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
 		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
-		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, tx_full, rx_drops, unknown, bad_hdr);
+		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, tx_full, rx_drops, unknown, bad_hdr,
+		 refused_first_packets_);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -945,6 +948,11 @@ int Gateway::control_receiver()
 		std::unique_ptr<Event> first(ev);
 		if (ev->kind != Event::Kind::new_peer)
 			continue;
+		Hello probe;
+		if (std::string why = hello_from_first_packet(ev->body, &probe); !why.empty()) {
+			refused_first_packets_++;
+			continue;
+		}
 		session_id_ = ev->session_id;
 		first_packet_ns_ = mono_ns();
 		start_ns_ = first_packet_ns_;

@@ -289,6 +289,36 @@ std::string check_object_name(const std::string &name)
 	return "";
 }
 
+std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out)
+{
+	wire::Header h;
+	if (wire::decode_header(packet.data(), packet.size(), &h) != wire::ParseError::ok)
+		return "not a DWCP packet";
+	if (h.type != wire::PacketType::ctrl || h.stream_id != wire::kControlStream || (h.flags & wire::flag_protected))
+		return "not a control-stream packet";
+	wire::FrameReader r(packet.data() + wire::kHeaderLen, packet.size() - wire::kHeaderLen);
+	wire::Frame f;
+	while (!r.done()) {
+		if (r.next(&f) != wire::ParseError::ok)
+			return "frames do not parse";
+		if (f.type != wire::FrameType::stream)
+			continue;
+		if (f.stream_off != 0)
+			return "does not start the control channel";
+		// Control messages are framed as u32 body length, u16 type, body.
+		if (f.data.size() < 6)
+			return "truncated control message";
+		uint32_t len = wire::get_u32(f.data.data());
+		uint16_t type = wire::get_u16(f.data.data() + 4);
+		if (type != uint16_t(MsgType::hello))
+			return std::string("first message is ") + msg_type_name(type) + ", not hello";
+		if (len > f.data.size() - 6)
+			return "hello does not fit its first packet";
+		return decode(f.data.subspan(6, len), out);
+	}
+	return "no control-stream data";
+}
+
 std::string check_begin(const Begin &b, const Hello &h)
 {
 	if (b.chunk_size < h.mss || b.chunk_size > amst::kMaxChunkSize)

@@ -108,6 +108,13 @@ std::vector<uint8_t> encode(const Result &m);
 // characters, at most kMaxNameLen bytes.  Returns "" or why not.
 std::string check_object_name(const std::string &name);
 
+// A listening gateway makes a session only for a packet that opens one: a CTRL
+// packet on stream 0 whose first STREAM frame starts the control channel (offset
+// 0) with a whole, valid HELLO.  Anything else from an unknown session is
+// dropped, so forged or stray packets cannot take the listener's place.
+// Returns "" with *out filled, or why not.
+[[nodiscard]] std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out);
+
 // Checks a BEGIN against the HELLO it follows.
 std::string check_begin(const Begin &b, const Hello &h);
 

@@ -130,6 +130,26 @@ void Worker::replay(const std::vector<uint8_t> &udp_payload)
 
 // ---------------------------------------------------------------- receive
 
+namespace {
+
+// Whether a stream-0 packet could open a session: its first STREAM frame starts
+// the control channel.  The control thread checks the HELLO inside; this only
+// keeps stray and forged packets from using up the new-peer reports.
+bool opens_control_stream(const uint8_t *p, uint16_t len)
+{
+	wire::FrameReader r(p + wire::kHeaderLen, len - wire::kHeaderLen);
+	wire::Frame f;
+	while (!r.done()) {
+		if (r.next(&f) != wire::ParseError::ok)
+			return false;
+		if (f.type == wire::FrameType::stream)
+			return f.stream_off == 0 && f.data.size() >= 6;
+	}
+	return false;
+}
+
+} // namespace
+
 void Worker::handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView &v, uint64_t now)
 {
 	wire::Header h;
@@ -148,7 +168,8 @@ void Worker::handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView 
 		// A listening worker 0 with no session tells the control thread about a
 		// peer's hello (stream 0), at most every 10 ms however many arrive.
 		if (cfg_.listen && !session_ && h.stream_id == wire::kControlStream &&
-		    h.type == wire::PacketType::ctrl && now >= new_peer_reported_ns_ + 10'000'000) {
+		    h.type == wire::PacketType::ctrl && opens_control_stream(p, len) &&
+		    now >= new_peer_reported_ns_ + 10'000'000) {
 			new_peer_reported_ns_ = now;
 			auto *ev = new Event{.kind = Event::Kind::new_peer};
 			ev->session_id = h.session_id;

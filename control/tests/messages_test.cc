@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dataplane/amst/wire.h"
+
 namespace dwcp::control {
 namespace {
 
@@ -112,6 +114,48 @@ TEST(Messages, ResultOkMustBeABoolean)
 	b[1] = 2;
 	Result r;
 	EXPECT_NE(decode(b, &r).find("ok"), std::string::npos);
+}
+
+} // namespace
+} // namespace dwcp::control
+
+namespace dwcp::control {
+namespace {
+
+// A first packet as a sender's session builds it: header, then a STREAM frame at
+// offset 0 holding one framed control message.
+std::vector<uint8_t> first_packet(uint16_t type, const std::vector<uint8_t> &body, uint64_t offset = 0,
+				  wire::PacketType ptype = wire::PacketType::ctrl, uint16_t stream = 0)
+{
+	std::vector<uint8_t> msg(6 + body.size());
+	wire::put_u32(msg.data(), uint32_t(body.size()));
+	wire::put_u16(msg.data() + 4, type);
+	std::copy(body.begin(), body.end(), msg.begin() + 6);
+	std::vector<uint8_t> pkt(1500);
+	wire::encode_header({.flags = 0, .type = ptype, .stream_id = stream, .session_id = 42, .pn = 0}, pkt.data());
+	size_t n = wire::encode_stream_frame(offset, msg, pkt.data() + wire::kHeaderLen, pkt.size() - wire::kHeaderLen);
+	pkt.resize(wire::kHeaderLen + n);
+	return pkt;
+}
+
+TEST(FirstPacket, OnlyAWholeValidHelloOpensASession)
+{
+	Hello h;
+	EXPECT_EQ(hello_from_first_packet(first_packet(1, encode(sample_hello())), &h), "");
+	EXPECT_EQ(h.name, "vm-17.img");
+	EXPECT_NE(hello_from_first_packet(first_packet(uint16_t(MsgType::begin), encode(Begin{})), &h)
+			  .find("not hello"), std::string::npos);
+	EXPECT_NE(hello_from_first_packet(first_packet(1, encode(sample_hello()), 100), &h), "");
+	EXPECT_NE(hello_from_first_packet(first_packet(1, encode(sample_hello()), 0, wire::PacketType::data), &h), "");
+	EXPECT_NE(hello_from_first_packet(first_packet(1, encode(sample_hello()), 0, wire::PacketType::ctrl, 3), &h), "");
+	auto cut = first_packet(1, encode(sample_hello()));
+	cut.resize(cut.size() - 5);
+	EXPECT_NE(hello_from_first_packet(cut, &h), "");
+	std::vector<uint8_t> junk(40, 0xab);
+	EXPECT_NE(hello_from_first_packet(junk, &h), "");
+	Hello bad = sample_hello();
+	bad.name = "a/b";
+	EXPECT_NE(hello_from_first_packet(first_packet(1, encode(bad)), &h).find("'/'"), std::string::npos);
 }
 
 } // namespace

@@ -99,6 +99,25 @@ ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- --ip 10.99.0.
 send_pid=$!
 pids+=("$send_pid")
 
+# Meanwhile the kernel in site A throws garbage at the receiver's DWCP port:
+# datagrams shorter than a header, headers of another version, and well-formed
+# headers of sessions that do not exist.  Each must be dropped and counted, and
+# the transfer must not notice.
+ip netns exec "$prefix-a" python3 - <<'PY' &
+import os, socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = ('10.99.0.12', 7470)
+s.sendto(b'x', dst)  # the kernel holds only 3 datagrams while it resolves ARP (100 ms away)
+time.sleep(0.5)
+for i in range(600):
+    s.sendto(os.urandom(1 + i % 19), dst)                                           # truncated
+    s.sendto(bytes([0x70]) + os.urandom(40), dst)                                    # version 7
+    s.sendto(struct.pack('>BBHQQ', 0x10, 2, 0, 0xdead0000 + i, i) + os.urandom(60), dst)  # no such session
+    time.sleep(0.001)
+PY
+garbage_pid=$!
+pids+=("$garbage_pid")
+
 # 64 MiB at 1 Gbit/s takes under a second of wire time; 90 s is for slow machines.
 wait_exit() { # pid name seconds -> the exit code in $code, or fails when it hangs
 	local i
@@ -139,6 +158,13 @@ got_sha=$(sha256sum "$got" | cut -d' ' -f1)
 [[ $got_sha == "$src_sha" ]] || fail "received file $got has sha256 $got_sha, source has $src_sha"
 others=$(find "$work/recv" -mindepth 1 ! -path "$(realpath "$got")" -printf '%f ')
 [[ -z $others ]] || fail "receive directory holds more than the file: $others"
+wait "$garbage_pid" || fail "the garbage sender failed"
+bad=$(field "$work/recv.json" rx_bad_header)
+unknown=$(field "$work/recv.json" rx_unknown_session)
+# The link loses 1% of them on the way.
+((bad >= 1140)) || fail "receiver counted $bad bad headers, 1201 garbage datagrams were sent"
+((unknown >= 570)) || fail "receiver counted $unknown packets of unknown sessions, 600 were sent"
+say "garbage: $bad bad headers and $unknown unknown-session packets dropped and counted"
 say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
 	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
 
