@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "control/messages.h"
 
 namespace dwcp::control {
@@ -85,53 +83,6 @@ std::string copy_file(const std::string &src, const std::string &dst)
 }
 
 } // namespace
-
-bool parse_sha256_hex(const std::string &hex, std::array<uint8_t, 32> *out)
-{
-	if (hex.size() != 64)
-		return false;
-	for (size_t i = 0; i < 32; i++) {
-		unsigned v = 0;
-		for (size_t j = 0; j < 2; j++) {
-			char c = hex[2 * i + j];
-			unsigned d = c >= '0' && c <= '9' ? unsigned(c - '0') : c >= 'a' && c <= 'f' ? unsigned(c - 'a' + 10) : 16;
-			if (d == 16)
-				return false;
-			v = v * 16 + d;
-		}
-		(*out)[i] = uint8_t(v);
-	}
-	return true;
-}
-
-std::string sha256_file(const std::string &path, std::array<uint8_t, 32> *out, uint64_t *size)
-{
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return "cannot open '" + path + "': " + errno_text();
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-	std::vector<uint8_t> buf(4 << 20);
-	uint64_t total = 0;
-	std::string err;
-	for (;;) {
-		ssize_t n = read(fd, buf.data(), buf.size());
-		if (n == 0)
-			break;
-		if (n < 0) {
-			err = "reading '" + path + "': " + errno_text();
-			break;
-		}
-		EVP_DigestUpdate(ctx, buf.data(), size_t(n));
-		total += uint64_t(n);
-	}
-	EVP_DigestFinal_ex(ctx, out->data(), nullptr);
-	EVP_MD_CTX_free(ctx);
-	close(fd);
-	if (size)
-		*size = total;
-	return err;
-}
 
 std::string BaselineStore::open(const std::string &dir, bool create)
 {
@@ -215,7 +166,7 @@ bool BaselineStore::latest(const std::string &object, Baseline *out) const
 
 std::string BaselineStore::verify(const Baseline &b) const
 {
-	std::array<uint8_t, 32> sha;
+	Sha256 sha;
 	uint64_t size = 0;
 	if (std::string e = sha256_file(b.path, &sha, &size); !e.empty())
 		return label(b.object, b.version) + ": " + e;
@@ -228,7 +179,7 @@ std::string BaselineStore::verify(const Baseline &b) const
 }
 
 std::string BaselineStore::adopt(const std::string &object, uint64_t version, const std::string &src,
-				 const std::array<uint8_t, 32> &sha256, Baseline *out)
+				 const Sha256 &sha256, Baseline *out)
 {
 	if (std::string why = check_object_name(object); !why.empty())
 		return "baseline name '" + object + "': " + why;

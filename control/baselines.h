@@ -14,10 +14,11 @@
 // (HDE's per-chunk CRC and the whole-object SHA-256 still guard the result).
 // After a verified transfer both sides adopt() the new version, and prune()
 // keeps the newest few.
-#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "control/sha256.h"
 
 namespace dwcp::control {
 
@@ -25,7 +26,7 @@ struct Baseline {
 	std::string object;
 	uint64_t version = 0;
 	uint64_t size = 0;
-	std::array<uint8_t, 32> sha256{};
+	Sha256 sha256{};
 	std::string path; // the data file
 };
 
@@ -51,7 +52,7 @@ public:
 	// later changes to src never reach the baseline.  An existing version is never
 	// overwritten.
 	[[nodiscard]] std::string adopt(const std::string &object, uint64_t version, const std::string &src,
-					const std::array<uint8_t, 32> &sha256, Baseline *out = nullptr);
+					const Sha256 &sha256, Baseline *out = nullptr);
 
 	// Removes all but the newest `keep` versions of `object`.
 	[[nodiscard]] std::string prune(const std::string &object, unsigned keep);
@@ -60,10 +61,5 @@ private:
 	std::string data_path(const std::string &object, uint64_t version) const;
 	std::string dir_;
 };
-
-// SHA-256 of a whole file: "" or one line naming the file.
-[[nodiscard]] std::string sha256_file(const std::string &path, std::array<uint8_t, 32> *out, uint64_t *size = nullptr);
-// Parses 64 hex digits.
-bool parse_sha256_hex(const std::string &hex, std::array<uint8_t, 32> *out);
 
 } // namespace dwcp::control

@@ -11,7 +11,11 @@ namespace {
 
 class Writer {
 public:
-	explicit Writer(std::vector<uint8_t> *out) : out_(out) { out_->push_back(kMsgVersion); }
+	explicit Writer(std::vector<uint8_t> *out) : out_(out)
+	{
+		out_->reserve(64);
+		out_->push_back(kMsgVersion);
+	}
 	void u8(uint8_t v) { out_->push_back(v); }
 	void u16(uint16_t v) { put(v, 2); }
 	void u32(uint32_t v) { put(v, 4); }
@@ -182,7 +186,7 @@ std::vector<uint8_t> encode(const Result &m)
 	return b;
 }
 
-static std::string check_queues(Reader &r, uint16_t rx_queues, uint16_t reta_size, uint8_t rss)
+static void check_queues(Reader &r, uint16_t rx_queues, uint16_t reta_size, uint8_t rss)
 {
 	if (rx_queues < 1 || rx_queues > 1024)
 		r.fail("rx_queues", std::to_string(rx_queues) + " is not in 1..1024");
@@ -190,7 +194,6 @@ static std::string check_queues(Reader &r, uint16_t rx_queues, uint16_t reta_siz
 		r.fail("reta_size", std::to_string(reta_size) + " is more than 8192");
 	if (rss > 1)
 		r.fail("rss", "not 0 or 1");
-	return "";
 }
 
 std::string decode(std::span<const uint8_t> b, Hello *m)
@@ -296,27 +299,21 @@ std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out)
 		return "not a DWCP packet";
 	if (h.type != wire::PacketType::ctrl || h.stream_id != wire::kControlStream || (h.flags & wire::flag_protected))
 		return "not a control-stream packet";
-	wire::FrameReader r(packet.data() + wire::kHeaderLen, packet.size() - wire::kHeaderLen);
 	wire::Frame f;
-	while (!r.done()) {
-		if (r.next(&f) != wire::ParseError::ok)
-			return "frames do not parse";
-		if (f.type != wire::FrameType::stream)
-			continue;
-		if (f.stream_off != 0)
-			return "does not start the control channel";
-		// Control messages are framed as u32 body length, u16 type, body.
-		if (f.data.size() < 6)
-			return "truncated control message";
-		uint32_t len = wire::get_u32(f.data.data());
-		uint16_t type = wire::get_u16(f.data.data() + 4);
-		if (type != uint16_t(MsgType::hello))
-			return std::string("first message is ") + msg_type_name(type) + ", not hello";
-		if (len > f.data.size() - 6)
-			return "hello does not fit its first packet";
-		return decode(f.data.subspan(6, len), out);
-	}
-	return "no control-stream data";
+	if (!wire::first_stream_frame(packet.data() + wire::kHeaderLen, packet.size() - wire::kHeaderLen, &f))
+		return "no control-stream data";
+	if (f.stream_off != 0)
+		return "does not start the control channel";
+	// Control messages are framed as u32 body length, u16 type, body.
+	if (f.data.size() < 6)
+		return "truncated control message";
+	uint32_t len = wire::get_u32(f.data.data());
+	uint16_t type = wire::get_u16(f.data.data() + 4);
+	if (type != uint16_t(MsgType::hello))
+		return std::string("first message is ") + msg_type_name(type) + ", not hello";
+	if (len > f.data.size() - 6)
+		return "hello does not fit its first packet";
+	return decode(f.data.subspan(6, len), out);
 }
 
 std::string check_begin(const Begin &b, const Hello &h)
@@ -332,16 +329,6 @@ std::string check_begin(const Begin &b, const Hello &h)
 		return "begin: nb_chunks " + std::to_string(b.nb_chunks) + " does not cover " + std::to_string(h.size) +
 		       " bytes in chunks of " + std::to_string(b.chunk_size) + " (" + std::to_string(want) + ")";
 	return "";
-}
-
-std::string to_hex(std::span<const uint8_t> b)
-{
-	static const char d[] = "0123456789abcdef";
-	std::string s;
-	s.reserve(b.size() * 2);
-	for (uint8_t c : b)
-		s += d[c >> 4], s += d[c & 15];
-	return s;
 }
 
 } // namespace dwcp::control

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "control/sha256.h"
+
 namespace dwcp::control {
 
 constexpr uint8_t kMsgVersion = 1;
@@ -79,7 +81,7 @@ struct Begin {
 };
 
 struct Digest {
-	std::array<uint8_t, 32> sha256{};
+	Sha256 sha256{};
 };
 
 struct Result {
@@ -117,7 +119,5 @@ std::string check_object_name(const std::string &name);
 
 // Checks a BEGIN against the HELLO it follows.
 std::string check_begin(const Begin &b, const Hello &h);
-
-std::string to_hex(std::span<const uint8_t> b);
 
 } // namespace dwcp::control

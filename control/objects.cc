@@ -11,7 +11,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
 
@@ -20,14 +19,6 @@ namespace dwcp::control {
 namespace {
 
 std::string errno_text(int e) { return std::strerror(e); }
-
-struct Md {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	Md() { EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr); }
-	~Md() { EVP_MD_CTX_free(ctx); }
-	void update(const void *p, size_t n) { EVP_DigestUpdate(ctx, p, n); }
-	void final(Sha256 *out) { EVP_DigestFinal_ex(ctx, out->data(), nullptr); }
-};
 
 } // namespace
 
@@ -78,7 +69,7 @@ void SourceFile::hash_thread()
 {
 	// Straight from the mapping the workers send from: no copy out of the page
 	// cache (a pread here cost the sender a fifth of its CPU at memif rates).
-	Md md;
+	Sha256Stream md;
 	const uint64_t step = 4 << 20;
 	for (uint64_t off = 0; off < size_; off += step) {
 		if (stop_.load(std::memory_order_relaxed)) {
@@ -212,7 +203,7 @@ void SinkFile::chunk_complete(uint32_t chunk_id, uint32_t chunk_len)
 
 void SinkFile::writer_thread()
 {
-	Md md;
+	Sha256Stream md;
 	std::vector<bool> written(nb_chunks_, false);
 	uint32_t hashed = 0;
 	uint64_t synced = 0;

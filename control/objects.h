@@ -30,11 +30,10 @@
 #include <rte_ring.h>
 
 #include "dataplane/amst/chunks.h"
+#include "control/sha256.h"
 #include "dataplane/amst/session.h"
 
 namespace dwcp::control {
-
-using Sha256 = std::array<uint8_t, 32>;
 
 class SourceFile : public amst::ChunkProvider {
 public:

@@ -73,12 +73,9 @@ std::string Worker::init(const WorkerConfig &cfg, rte_ring *events, std::vector<
 	handoff_ = rte_ring_create(ring_name("hand", cfg.index).c_str(), cfg.ring_size, socket, RING_F_SC_DEQ);
 	if (!cmds_ || !handoff_)
 		return "worker " + std::to_string(cfg.index) + ": cannot create its rings: " + rte_strerror(rte_errno);
-	tsc_hz_ = rte_get_tsc_hz();
-	const Clock &c = clock_base();
-	tsc0_ = c.tsc0;
-	ns_per_tsc_ = c.ns_per_tsc;
+	clock_base(); // calibrated once, before any worker reads it
 	tx_cap_ = cfg.mtu - 20u - 8u;
-	arp_.init(cfg.iface, tsc_hz_);
+	arp_.init(cfg.iface, rte_get_tsc_hz());
 	return "";
 }
 
@@ -133,19 +130,14 @@ void Worker::replay(const std::vector<uint8_t> &udp_payload)
 namespace {
 
 // Whether a stream-0 packet could open a session: its first STREAM frame starts
-// the control channel.  The control thread checks the HELLO inside; this only
-// keeps stray and forged packets from using up the new-peer reports.
+// the control channel with at least a message header.  The control thread checks
+// the HELLO inside; this only keeps stray and forged packets from using up the
+// new-peer reports.
 bool opens_control_stream(const uint8_t *p, uint16_t len)
 {
-	wire::FrameReader r(p + wire::kHeaderLen, len - wire::kHeaderLen);
 	wire::Frame f;
-	while (!r.done()) {
-		if (r.next(&f) != wire::ParseError::ok)
-			return false;
-		if (f.type == wire::FrameType::stream)
-			return f.stream_off == 0 && f.data.size() >= 6;
-	}
-	return false;
+	return wire::first_stream_frame(p + wire::kHeaderLen, len - wire::kHeaderLen, &f) && f.stream_off == 0 &&
+	       f.data.size() >= 6;
 }
 
 } // namespace

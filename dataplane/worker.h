@@ -180,9 +180,6 @@ private:
 	drivers::ArpTable arp_;
 	rte_be32_t resolve_ip_ = 0;
 	uint64_t next_arp_ = 0;
-	uint64_t tsc_hz_ = 1;
-	uint64_t tsc0_ = 0;
-	double ns_per_tsc_ = 1;
 	uint64_t new_peer_reported_ns_ = 0;
 
 	WorkerSnapshot local_;

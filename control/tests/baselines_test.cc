@@ -27,9 +27,9 @@ protected:
 		std::ofstream(p, std::ios::binary) << data;
 		return p;
 	}
-	std::array<uint8_t, 32> sha(const std::string &path)
+	Sha256 sha(const std::string &path)
 	{
-		std::array<uint8_t, 32> s{};
+		Sha256 s{};
 		EXPECT_EQ(sha256_file(path, &s), "");
 		return s;
 	}
@@ -134,7 +134,7 @@ TEST_F(Baselines, OpenNamesWhatIsWrong)
 
 TEST(Sha256Hex, ParsesOnlyLowercaseHexOfTheRightLength)
 {
-	std::array<uint8_t, 32> s{};
+	Sha256 s{};
 	EXPECT_TRUE(parse_sha256_hex(std::string(62, '0') + "ff", &s));
 	EXPECT_EQ(s[31], 0xff);
 	EXPECT_FALSE(parse_sha256_hex(std::string(63, '0'), &s));

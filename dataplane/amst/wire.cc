@@ -218,4 +218,16 @@ ParseError FrameReader::next(Frame *f)
 	return ParseError::bad_type;
 }
 
+bool first_stream_frame(const uint8_t *body, size_t len, Frame *f)
+{
+	FrameReader r(body, len);
+	while (!r.done()) {
+		if (r.next(f) != ParseError::ok)
+			return false;
+		if (f->type == FrameType::stream)
+			return true;
+	}
+	return false;
+}
+
 } // namespace dwcp::wire

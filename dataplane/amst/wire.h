@@ -166,6 +166,11 @@ private:
 	const uint8_t *end_;
 };
 
+// The first STREAM frame of a CTRL body, when every frame before it parses: what
+// a listener looks at in a packet of an unknown session (does it open the
+// control channel?).  False when there is none.
+bool first_stream_frame(const uint8_t *body, size_t len, Frame *f);
+
 // The most chunk bytes one DATA packet carries for a given IP MTU.
 constexpr size_t data_payload_max(size_t ip_mtu, bool protect)
 {
