@@ -46,6 +46,10 @@ namespace {
 // the middle of the WAN range DWCP is built for (100-500 ms).
 constexpr uint64_t kStartRttNs = 250'000'000;
 
+// Wire bytes of a DATA packet besides its chunk bytes: Ethernet/IPv4/UDP, the
+// DWCP header and the data frame (no AEAD tag until packets are sealed).
+constexpr uint32_t kPacketOverhead = uint32_t(wire::kEncapLen + wire::kHeaderLen + wire::kDataFrameLen);
+
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
 
@@ -296,7 +300,19 @@ private:
 	// Waits until every control message queued so far on worker 0 is acknowledged
 	// (or the session closed); false on timeout.
 	bool wait_ctrl_flushed(double timeout_s);
-	std::vector<WorkerSnapshot> snapshots() const;
+	// Every worker's snapshot summed (RTTs: the largest smoothed, the smallest minimum).
+	struct Totals {
+		uint64_t rx_packets = 0, tx_packets = 0, tx_bytes = 0, sent = 0, lost = 0, retx = 0;
+		uint64_t delivered = 0, pacing = 0, in_flight = 0, chunks_acked = 0, rx_data = 0, duplicates = 0;
+		uint64_t tx_ring_full = 0, rx_dropped = 0, unknown_session = 0, bad_header = 0, streams_heard = 0;
+		uint64_t srtt_ns = 0, min_rtt_ns = 0;
+	};
+	Totals totals() const;
+	// True once the peer has sent nothing for --timeout-s (rx_packets unchanged).
+	bool peer_silent(uint64_t rx_packets, uint64_t now);
+	// Publishes the stream count streams_ and the session ceiling to every
+	// worker's session; with sched, also attaches the object to send.
+	void publish_streams(amst::ChunkScheduler *sched = nullptr, amst::ChunkProvider *src = nullptr);
 	std::vector<std::shared_ptr<amst::Session>> make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
 								   uint32_t ring_packets, uint32_t initial_window = 0);
 	Event *next_event(uint64_t deadline_ns);
@@ -339,8 +355,8 @@ private:
 	uint64_t ceiling_ = 0;
 	// progress
 	uint64_t last_progress_ns_ = 0, last_bytes_ = 0, last_sent_ = 0, last_lost_ = 0, last_wire_ = 0;
-	double last_rate_mbit_ = 0;
 	uint64_t refused_first_packets_ = 0; // unknown-session packets that were no hello
+	uint64_t silence_rx_ = 0, silence_since_ = 0; // peer_silent()
 	bool ok_ = false;
 };
 
@@ -482,12 +498,59 @@ bool Gateway::wait_ctrl_flushed(double timeout_s)
 	return false;
 }
 
-std::vector<WorkerSnapshot> Gateway::snapshots() const
+Gateway::Totals Gateway::totals() const
 {
-	std::vector<WorkerSnapshot> v;
-	for (auto &w : workers_)
-		v.push_back(w->snapshot());
-	return v;
+	Totals t;
+	for (auto &w : workers_) {
+		WorkerSnapshot s = w->snapshot();
+		t.rx_packets += s.rx_packets;
+		t.tx_packets += s.tx_packets;
+		t.tx_bytes += s.tx_bytes;
+		t.sent += s.sent_packets;
+		t.lost += s.lost_packets;
+		t.retx += s.session.tx_retransmits;
+		t.delivered += s.delivered_bytes;
+		t.pacing += s.pacing_bytes_per_s;
+		t.in_flight += s.bytes_in_flight;
+		t.chunks_acked += s.session.chunks_acked;
+		t.rx_data += s.session.rx_data_bytes;
+		t.duplicates += s.session.rx_duplicate + s.session.rx_dup_data;
+		t.tx_ring_full += s.tx_ring_full;
+		t.rx_dropped += s.rx_drops + s.rx_handoff_full;
+		t.unknown_session += s.rx_unknown_session + s.rx_protected;
+		t.bad_header += s.rx_bad_header;
+		t.streams_heard += s.streams_heard;
+		t.srtt_ns = std::max(t.srtt_ns, s.srtt_ns);
+		if (s.min_rtt_ns && (!t.min_rtt_ns || s.min_rtt_ns < t.min_rtt_ns))
+			t.min_rtt_ns = s.min_rtt_ns;
+	}
+	return t;
+}
+
+void Gateway::publish_streams(amst::ChunkScheduler *sched, amst::ChunkProvider *src)
+{
+	uint16_t n = streams_;
+	uint64_t ceil = ceiling_;
+	for (size_t i = 0; i < workers_.size(); i++) {
+		auto s = sessions_[i];
+		workers_[i]->post([s, n, ceil, sched, src](Worker &w) {
+			s->set_active_streams(n, w.now_ns());
+			if (ceil)
+				s->set_rate_ceiling(ceil, w.now_ns());
+			if (sched)
+				s->attach_sender(sched, src);
+		});
+	}
+}
+
+bool Gateway::peer_silent(uint64_t rx_packets, uint64_t now)
+{
+	if (rx_packets != silence_rx_ || !silence_since_) {
+		silence_rx_ = rx_packets;
+		silence_since_ = now;
+		return false;
+	}
+	return now - silence_since_ > uint64_t(o_.timeout_s * 1e9);
 }
 
 Event *Gateway::next_event(uint64_t deadline_ns)
@@ -511,7 +574,7 @@ std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid,
 		amst::SessionConfig c;
 		c.session_id = sid;
 		c.mss = mss_;
-		c.packet_overhead = uint32_t(wire::kHeaderLen + wire::kDataFrameLen + wire::kEncapLen);
+		c.packet_overhead = kPacketOverhead;
 		c.nb_streams = nb_streams;
 		c.shard = i;
 		c.nb_shards = uint16_t(workers_.size());
@@ -546,33 +609,14 @@ void Gateway::detach_all()
 
 void Gateway::report(bool ok, const std::string &error)
 {
-	auto snaps = snapshots();
-	uint64_t rx = 0, tx = 0, sent = 0, lost = 0, retx = 0, srtt = 0, minrtt = 0;
-	for (auto &s : snaps) {
-		rx += s.rx_packets;
-		tx += s.tx_packets;
-		sent += s.sent_packets;
-		lost += s.lost_packets;
-		retx += s.session.tx_retransmits;
-		srtt = std::max(srtt, s.srtt_ns);
-		if (s.min_rtt_ns && (!minrtt || s.min_rtt_ns < minrtt))
-			minrtt = s.min_rtt_ns;
-	}
-	uint64_t tx_full = 0, rx_drops = 0, unknown = 0, bad_hdr = 0;
-	for (auto &s : snaps) {
-		tx_full += s.tx_ring_full;
-		rx_drops += s.rx_drops + s.rx_handoff_full;
-		unknown += s.rx_unknown_session + s.rx_protected;
-		bad_hdr += s.rx_bad_header;
-	}
+	Totals t = totals();
+	uint64_t rx = t.rx_packets, tx = t.tx_packets, sent = t.sent, lost = t.lost, retx = t.retx;
+	uint64_t srtt = t.srtt_ns, minrtt = t.min_rtt_ns;
 	rte_eth_stats ps{};
 	(void)drivers::port_stats(port_.port_id, &ps);
 	if (o_.listen) {
 		// The receiver's count is what arrived: the data streams that carried packets.
-		uint32_t heard = 0;
-		for (auto &s : snaps)
-			heard += s.streams_heard;
-		streams_ = uint16_t(heard);
+		streams_ = uint16_t(t.streams_heard);
 		streams_initial_ = streams_;
 		streams_reason_ = "data streams the sender used";
 	}
@@ -610,7 +654,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
 		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
-		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, tx_full, rx_drops, unknown, bad_hdr,
+		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, t.tx_ring_full, t.rx_dropped, t.unknown_session, t.bad_header,
 		 refused_first_packets_);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
@@ -622,19 +666,9 @@ void Gateway::progress_sender(uint64_t now, bool last)
 {
 	if (o_.progress_s <= 0 || (!last && now < last_progress_ns_ + uint64_t(o_.progress_s * 1e9)))
 		return;
-	auto snaps = snapshots();
-	uint64_t acked_chunks = 0, sent = 0, lost = 0, retx = 0, srtt = 0, pace = 0, inflight = 0, wire = 0;
-	for (auto &s : snaps) {
-		wire += s.tx_bytes;
-		pace += s.pacing_bytes_per_s;
-		inflight += s.bytes_in_flight;
-		acked_chunks += s.session.chunks_acked;
-		sent += s.sent_packets;
-		lost += s.lost_packets;
-		retx += s.session.tx_retransmits;
-		srtt = std::max(srtt, s.srtt_ns);
-	}
-	uint64_t bytes = std::min<uint64_t>(acked_chunks * chunk_size_, object_size_);
+	Totals t = totals();
+	uint64_t sent = t.sent, lost = t.lost, wire = t.tx_bytes;
+	uint64_t bytes = std::min<uint64_t>(t.chunks_acked * chunk_size_, object_size_);
 	double dt = last_progress_ns_ ? double(now - last_progress_ns_) / 1e9 : 0;
 	double rate = dt > 0 ? double(bytes - last_bytes_) * 8 / dt / 1e6 : 0;
 	double loss = sent > last_sent_ ? 100.0 * double(lost - last_lost_) / double(sent - last_sent_) : 0;
@@ -643,8 +677,8 @@ void Gateway::progress_sender(uint64_t now, bool last)
 	printf("[%6.1fs] %s / %s  %5.1f%%  %7.1f Mbit/s  rtt %6.1f ms  loss %5.2f%%  streams %u  retx %" PRIu64
 	       "  sending %.0f of %.0f Mbit/s paced  in flight %.1f MB\n",
 	       double(now - start_ns_) / 1e9, human_bytes(double(bytes)).c_str(), human_bytes(double(object_size_)).c_str(),
-	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate, srtt / 1e6, loss, streams_, retx,
-	       wire_rate, double(pace) * 8 / 1e6, double(inflight) / 1e6);
+	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate, t.srtt_ns / 1e6, loss, streams_,
+	       t.retx, wire_rate, double(t.pacing) * 8 / 1e6, double(t.in_flight) / 1e6);
 	fflush(stdout);
 	last_progress_ns_ = now, last_bytes_ = bytes, last_sent_ = sent, last_lost_ = lost;
 }
@@ -653,19 +687,14 @@ void Gateway::progress_receiver(uint64_t now, bool last)
 {
 	if (o_.progress_s <= 0 || (!last && now < last_progress_ns_ + uint64_t(o_.progress_s * 1e9)))
 		return;
-	auto snaps = snapshots();
-	uint64_t bytes = 0, dup = 0, srtt = 0;
-	for (auto &s : snaps) {
-		bytes += s.session.rx_data_bytes;
-		dup += s.session.rx_duplicate + s.session.rx_dup_data;
-		srtt = std::max(srtt, s.srtt_ns);
-	}
+	Totals t = totals();
+	uint64_t bytes = t.rx_data;
 	double dt = last_progress_ns_ ? double(now - last_progress_ns_) / 1e9 : 0;
 	double rate = dt > 0 ? double(bytes - last_bytes_) * 8 / dt / 1e6 : 0;
 	printf("[%6.1fs] received %s / %s  %5.1f%%  %7.1f Mbit/s  written %s  duplicates %" PRIu64 "\n",
 	       double(now - start_ns_) / 1e9, human_bytes(double(bytes)).c_str(), human_bytes(double(object_size_)).c_str(),
 	       object_size_ ? 100.0 * double(bytes) / double(object_size_) : 100.0, rate,
-	       human_bytes(sink_ ? double(sink_->bytes_written()) : 0).c_str(), dup);
+	       human_bytes(sink_ ? double(sink_->bytes_written()) : 0).c_str(), t.duplicates);
 	fflush(stdout);
 	last_progress_ns_ = now, last_bytes_ = bytes;
 }
@@ -759,7 +788,7 @@ int Gateway::control_sender()
 	// kStartRttNs.  The pacer never exceeds 0.95 of the declared rate, so a
 	// window larger than the real BDP cannot overrun the link; it only spares a
 	// long path the doublings from 32 packets (1.5 s at 300 ms).
-	double pkt = double(mss_ + wire::kHeaderLen + wire::kDataFrameLen + wire::kEncapLen);
+	double pkt = double(mss_ + kPacketOverhead);
 	double ceiling = double(link_bps) / 8 * 0.95;
 	uint32_t iw = uint32_t(std::clamp(ceiling * double(kStartRttNs) / 1e9 / 2 / pkt / max_streams, 32.0, ring / 2.0));
 	sessions_ = make_sessions(session_id_, true, max_streams, ring, iw);
@@ -821,26 +850,13 @@ int Gateway::control_sender()
 	w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
 	if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
 		return fail(e);
-	{
-		auto *sched = sched_.get();
-		auto *src = source_.get();
-		uint16_t n = streams_;
-		uint64_t ceil = ceiling_;
-		for (size_t i = 0; i < workers_.size(); i++) {
-			auto s = sessions_[i];
-			workers_[i]->post([s, sched, src, n, ceil](Worker &w) {
-				s->set_active_streams(n, w.now_ns());
-				if (ceil)
-					s->set_rate_ceiling(ceil, w.now_ns());
-				s->attach_sender(sched, src);
-			});
-		}
-	}
+	publish_streams(sched_.get(), source_.get());
 
 	// 5. Run: tune, report progress, send the digest when the hash is done, wait for
 	// the receiver's verdict.
 	bool digest_sent = false;
-	uint64_t last_rx = 0, last_rx_change = mono_ns(), next_tune = 0;
+	uint64_t next_tune = 0;
+	silence_since_ = 0;
 	for (;;) {
 		uint64_t now = mono_ns();
 		if (interrupted())
@@ -876,38 +892,21 @@ int Gateway::control_sender()
 			ok_ = true;
 			return 0;
 		}
-		auto snaps = snapshots();
-		uint64_t rx = 0, delivered = 0, srtt = 0;
-		for (auto &s : snaps) {
-			rx += s.rx_packets;
-			delivered += s.delivered_bytes;
-			srtt = std::max(srtt, s.srtt_ns);
-		}
-		if (rx != last_rx)
-			last_rx = rx, last_rx_change = now;
-		else if (now - last_rx_change > uint64_t(o_.timeout_s * 1e9))
+		Totals t = totals();
+		if (peer_silent(t.rx_packets, now))
 			return fail("peer " + ip_str(peer) + " silent for " + std::to_string(int(o_.timeout_s)) + " s");
 		if (tuner_ && now >= next_tune) {
 			next_tune = now + 50'000'000;
 			AutotuneSample smp{.now_ns = now,
-					   .delivered_bytes = delivered,
-					   .srtt_ns = srtt,
+					   .delivered_bytes = t.delivered,
+					   .srtt_ns = t.srtt_ns,
 					   .app_limited = sched_->window_blocked() || sched_->all_claimed()};
 			AutotuneDecision d = tuner_->observe(smp);
 			if (d.changed) {
 				streams_ = d.streams;
 				if (!tuner_->last_reason().empty())
 					streams_reason_ = tuner_->last_reason();
-				uint16_t n = streams_;
-				uint64_t ceil = ceiling_;
-				for (size_t i = 0; i < workers_.size(); i++) {
-					auto s = sessions_[i];
-					workers_[i]->post([s, n, ceil](Worker &w) {
-						s->set_active_streams(n, w.now_ns());
-						if (ceil)
-							s->set_rate_ceiling(ceil, w.now_ns());
-					});
-				}
+				publish_streams();
 			}
 			if (tuner_->settled_streams() == streams_ && !tuner_->last_reason().empty())
 				streams_reason_ = tuner_->last_reason();
@@ -992,7 +991,7 @@ int Gateway::control_receiver()
 			};
 			Hello hello;
 			bool have_hello = false, have_begin = false;
-			uint64_t last_rx = 0, last_rx_change = mono_ns();
+			silence_since_ = 0;
 			for (;;) {
 				uint64_t now = mono_ns();
 				if (interrupted()) {
@@ -1099,13 +1098,7 @@ int Gateway::control_receiver()
 					wait_ctrl_flushed(std::min(o_.timeout_s, 5.0));
 					return 0;
 				}
-				auto snaps = snapshots();
-				uint64_t rx = 0;
-				for (auto &s : snaps)
-					rx += s.rx_packets;
-				if (rx != last_rx)
-					last_rx = rx, last_rx_change = now;
-				else if (now - last_rx_change > uint64_t(o_.timeout_s * 1e9)) {
+				if (peer_silent(totals().rx_packets, now)) {
 					err_ = "peer " + peer + " silent for " + std::to_string(int(o_.timeout_s)) + " s";
 					return 1;
 				}
