@@ -6,11 +6,24 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace dwcp::hde {
 
 namespace {
+
+// Runs work(0..nt-1), work(0) on the calling thread, and waits for all.
+template <class F>
+void run_on_threads(unsigned nt, F &work)
+{
+	std::vector<std::thread> threads;
+	for (unsigned t = 1; t < nt; t++)
+		threads.emplace_back(std::ref(work), t);
+	work(0);
+	for (auto &th : threads)
+		th.join();
+}
 
 double now_s()
 {
@@ -152,12 +165,7 @@ bool encode_file(std::span<const uint8_t> base, std::span<const uint8_t> new_dat
 		}
 		per_thread[t] = enc.stats();
 	};
-	std::vector<std::thread> threads;
-	for (unsigned t = 1; t < nt; t++)
-		threads.emplace_back(work, t);
-	work(0);
-	for (auto &th : threads)
-		th.join();
+	run_on_threads(nt, work);
 	double code_s = now_s() - c0;
 	sha_thread.join();
 
@@ -272,12 +280,7 @@ DecodeError decode_file(std::span<const uint8_t> base, std::span<const uint8_t> 
 			}
 		}
 	};
-	std::vector<std::thread> threads;
-	for (unsigned t = 1; t < nt; t++)
-		threads.emplace_back(work, t);
-	work(0);
-	for (auto &th : threads)
-		th.join();
+	run_on_threads(nt, work);
 	double code_s = now_s() - c0;
 	for (unsigned t = 0; t < nt; t++)
 		if (errs[t] != DecodeError::ok) {
