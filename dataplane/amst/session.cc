@@ -140,6 +140,9 @@ bool Session::handle_frames(uint16_t s, const uint8_t *body, size_t len, uint64_
 			return false;
 		if ((f.type == wire::FrameType::stream || f.type == wire::FrameType::close) && s != wire::kControlStream)
 			return false;
+		// Handshake frames belong to INITIAL packets, which the session never sees.
+		if (f.type == wire::FrameType::crypto || f.type == wire::FrameType::token)
+			return false;
 		if (f.type == wire::FrameType::ack && (f.ack.stream_id > cfg_.nb_streams || !owns(f.ack.stream_id)))
 			return false;
 	}
@@ -184,6 +187,8 @@ bool Session::handle_frames(uint16_t s, const uint8_t *body, size_t len, uint64_
 			*eliciting = true;
 			break;
 		case wire::FrameType::padding:
+		case wire::FrameType::crypto:
+		case wire::FrameType::token:
 			break;
 		}
 	}

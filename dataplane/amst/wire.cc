@@ -134,6 +134,24 @@ size_t encode_close_frame(uint16_t code, std::span<const char> reason, uint8_t *
 	return 5 + n;
 }
 
+size_t encode_crypto_frame(uint64_t offset, std::span<const uint8_t> data, uint8_t *out, size_t cap)
+{
+	size_t n = encode_stream_frame(offset, data, out, cap);
+	if (n)
+		out[0] = uint8_t(FrameType::crypto);
+	return n;
+}
+
+size_t encode_token_frame(std::span<const uint8_t> token, uint8_t *out, size_t cap)
+{
+	if (token.empty() || token.size() > kMaxTokenLen || 2 + token.size() > cap)
+		return 0;
+	out[0] = uint8_t(FrameType::token);
+	out[1] = uint8_t(token.size());
+	memcpy(out + 2, token.data(), token.size());
+	return 2 + token.size();
+}
+
 bool FrameReader::done()
 {
 	while (p_ < end_ && *p_ == uint8_t(FrameType::padding))
@@ -182,7 +200,8 @@ ParseError FrameReader::next(Frame *f)
 		p_ += ack_frame_len(a.nb_ranges);
 		return ParseError::ok;
 	}
-	case FrameType::stream: {
+	case FrameType::stream:
+	case FrameType::crypto: {
 		if (left < kStreamFrameOverhead)
 			return ParseError::too_short;
 		f->stream_off = get_u64(p_ + 1);
@@ -210,6 +229,18 @@ ParseError FrameReader::next(Frame *f)
 			return ParseError::too_short;
 		f->data = {p_ + 5, n};
 		p_ += 5 + n;
+		return ParseError::ok;
+	}
+	case FrameType::token: {
+		if (left < 2)
+			return ParseError::too_short;
+		size_t n = p_[1];
+		if (n == 0 || n > kMaxTokenLen)
+			return ParseError::bad_type;
+		if (left < 2 + n)
+			return ParseError::too_short;
+		f->data = {p_ + 2, n};
+		p_ += 2 + n;
 		return ParseError::ok;
 	}
 	case FrameType::padding:

@@ -17,6 +17,13 @@
 //   body (encrypted when PROTECTED)
 //     DATA:            DataFrame (12 bytes) followed by chunk bytes
 //     CTRL / INITIAL:  a sequence of frames (FrameType), each self-delimiting
+//     RETRY:           one TOKEN frame (address validation, sent in the clear)
+//
+// Packet protection (security on, the default): INITIAL and RETRY packets are
+// never sealed; they carry only the TLS 1.3 handshake (CRYPTO frames, whose records
+// TLS itself encrypts after the ServerHello) and the address-validation token.
+// Every DATA and CTRL packet is sealed with AES-256-GCM under the session's keys
+// (dataplane/crypto), and a receiver with keys drops any that is not.
 //   tag (16 bytes when PROTECTED)
 //
 // All integers are big-endian.  Fields are fixed width rather than QUIC varints: a
@@ -79,6 +86,8 @@ enum class FrameType : uint8_t {
 	padding = 0x00, // one byte, ignored; the rest of the body may be padding
 	ping = 0x01,    // asks for an acknowledgement, carries nothing
 	ack = 0x02,     // AckFrame: what a data or control stream received
+	crypto = 0x06,  // INITIAL only: TLS handshake bytes: u64 offset, u16 length, bytes
+	token = 0x07,   // INITIAL/RETRY only: u8 length, address-validation token
 	stream = 0x08,  // control-stream bytes: u64 offset, u16 length, bytes
 	window = 0x10,  // u32: the receiver accepts chunk ids below this (flow control)
 	close = 0x1c,   // u16 error code, u16 reason length, reason: the session ends
@@ -104,6 +113,8 @@ struct AckFrame {
 constexpr size_t ack_frame_len(size_t nb_ranges) { return 1 + 2 + 1 + 4 + 8 + 4 + 8 * (nb_ranges - 1); }
 constexpr size_t kStreamFrameOverhead = 1 + 8 + 2;
 constexpr size_t kWindowFrameLen = 1 + 4;
+constexpr size_t kCryptoFrameOverhead = 1 + 8 + 2;
+constexpr size_t kMaxTokenLen = 64;
 
 enum class ParseError : uint8_t {
 	ok = 0,
@@ -141,13 +152,15 @@ size_t encode_ack_frame(const AckFrame &f, uint8_t *out, size_t cap);
 size_t encode_stream_frame(uint64_t offset, std::span<const uint8_t> data, uint8_t *out, size_t cap);
 size_t encode_window_frame(uint32_t max_chunk, uint8_t *out, size_t cap);
 size_t encode_close_frame(uint16_t code, std::span<const char> reason, uint8_t *out, size_t cap);
+size_t encode_crypto_frame(uint64_t offset, std::span<const uint8_t> data, uint8_t *out, size_t cap);
+size_t encode_token_frame(std::span<const uint8_t> token, uint8_t *out, size_t cap);
 
 // One frame read from a CTRL/INITIAL body.
 struct Frame {
 	FrameType type = FrameType::padding;
 	AckFrame ack;                  // type == ack
-	uint64_t stream_off = 0;       // type == stream
-	std::span<const uint8_t> data; // type == stream: the bytes; close: the reason
+	uint64_t stream_off = 0;       // type == stream, crypto: offset of the bytes
+	std::span<const uint8_t> data; // stream, crypto: the bytes; close: the reason; token: the token
 	uint32_t max_chunk = 0;        // type == window
 	uint16_t close_code = 0;       // type == close
 };

@@ -164,6 +164,38 @@ TEST(Wire, MixedFrames)
 	EXPECT_TRUE(r.done());
 }
 
+TEST(Wire, HandshakeFrames)
+{
+	uint8_t buf[256];
+	const uint8_t tok[20] = {9, 8, 7};
+	const uint8_t hs[] = {0x16, 0x03, 0x01, 0x00, 0x04};
+	size_t off = encode_token_frame(tok, buf, sizeof(buf));
+	ASSERT_EQ(off, 22u);
+	off += encode_crypto_frame(300, hs, buf + off, sizeof(buf) - off);
+	FrameReader r(buf, off);
+	Frame f;
+	ASSERT_EQ(r.next(&f), ParseError::ok);
+	EXPECT_EQ(f.type, FrameType::token);
+	ASSERT_EQ(f.data.size(), 20u);
+	EXPECT_EQ(f.data[1], 8);
+	ASSERT_EQ(r.next(&f), ParseError::ok);
+	EXPECT_EQ(f.type, FrameType::crypto);
+	EXPECT_EQ(f.stream_off, 300u);
+	ASSERT_EQ(f.data.size(), 5u);
+	EXPECT_TRUE(r.done());
+
+	// Tokens are 1..kMaxTokenLen bytes; a length running past the body is short.
+	uint8_t big[kMaxTokenLen + 1] = {};
+	EXPECT_EQ(encode_token_frame({big, sizeof(big)}, buf, sizeof(buf)), 0u);
+	EXPECT_EQ(encode_token_frame({big, size_t(0)}, buf, sizeof(buf)), 0u);
+	const uint8_t empty_tok[] = {uint8_t(FrameType::token), 0};
+	FrameReader r2(empty_tok, sizeof(empty_tok));
+	EXPECT_EQ(r2.next(&f), ParseError::bad_type);
+	const uint8_t cut_tok[] = {uint8_t(FrameType::token), 8, 1, 2};
+	FrameReader r3(cut_tok, sizeof(cut_tok));
+	EXPECT_EQ(r3.next(&f), ParseError::too_short);
+}
+
 TEST(Wire, RandomBodiesNeverOverrun)
 {
 	// Every prefix of random bytes parses or fails cleanly, and never reads past its end
