@@ -23,11 +23,13 @@
 #include <rte_ring.h>
 
 #include "control/autotune.h"
+#include "control/initial_channel.h"
 #include "control/messages.h"
 #include "control/objects.h"
 #include "dataplane/amst/chunks.h"
 #include "dataplane/amst/session.h"
 #include "dataplane/amst/wire.h"
+#include "dataplane/crypto/aead.h"
 #include "dataplane/worker.h"
 #include "drivers/port.h"
 #include "hugepages/plan.h"
@@ -47,8 +49,15 @@ namespace {
 constexpr uint64_t kStartRttNs = 250'000'000;
 
 // Wire bytes of a DATA packet besides its chunk bytes: Ethernet/IPv4/UDP, the
-// DWCP header and the data frame (no AEAD tag until packets are sealed).
+// DWCP header and the data frame, and the AEAD tag when packets are sealed.
 constexpr uint32_t kPacketOverhead = uint32_t(wire::kEncapLen + wire::kHeaderLen + wire::kDataFrameLen);
+constexpr uint32_t packet_overhead(bool crypto) { return kPacketOverhead + (crypto ? uint32_t(wire::kTagLen) : 0); }
+
+// Two key updates of one direction are at least this far apart, and four smoothed
+// RTTs: the receiver must have seen the new phase (and rotated) before the next
+// update flips the bit back, or it could not tell the two apart (RFC 9001 6.1).
+// The receiver keeps the previous key 2 s for late packets (dataplane/crypto).
+constexpr uint64_t kMinKeyUpdateGapNs = 1'000'000'000;
 
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
@@ -143,6 +152,9 @@ const char *usage()
 	       "         [--port N] [--dev NAME] [--mtu N] [--link-mbit N] [--cc bbr|cubic|reno]\n"
 	       "         [--streams N|auto] [--max-streams N] [--window-chunks N]\n"
 	       "         [--progress-s S] [--report-json FILE] [--timeout-s S]\n"
+	       "         [--crypto on|off] --cert FILE --key FILE --ca FILE --peer-name NAME\n"
+	       "         [--key-update-packets N] [--key-update-s S]\n"
+	       "  --config FILE        more options from FILE, one a line without the dashes ('cert /etc/dwcp/a.pem')\n"
 	       "  --ip ADDR            this gateway's IPv4 address on the port\n"
 	       "  --port N             UDP port, ours and the peer's (default 7470)\n"
 	       "  --dev NAME           the DPDK port to use (default: the only one)\n"
@@ -155,13 +167,84 @@ const char *usage()
 	       "  --window-chunks N    chunks the receiver holds at once (default 512)\n"
 	       "  --progress-s S       progress line every S seconds on stdout (0: none; default 1)\n"
 	       "  --report-json FILE   write the summary as one JSON object to FILE\n"
-	       "  --timeout-s S        give up when the peer is silent this long (default 30)\n";
+	       "  --timeout-s S        give up when the peer is silent this long (default 30)\n"
+	       "  --crypto on|off      TLS 1.3 + AES-256-GCM on every packet (default on; off only on links you own)\n"
+	       "  --cert FILE --key FILE   this gateway's certificate and private key (PEM)\n"
+	       "  --ca FILE            the operator's CA (PEM): the peer's certificate must chain to it\n"
+	       "  --peer-name NAME     the name the peer's certificate must carry\n"
+	       "  --key-update-packets N   new packet keys after N packets each way (default 8388608)\n"
+	       "  --key-update-s S     and at least every S seconds (default 3600)\n"
+	       "  control/dwcp-certs makes a test CA and gateway certificates.\n";
 }
+
+namespace {
+
+std::string parse_list(const std::vector<std::string> &args, GatewayOptions *o, bool *help, bool *streams_set,
+		       bool in_config);
+
+// --config FILE: one option a line, as on the command line without the leading
+// dashes ("cert /etc/dwcp/site-a.pem", "crypto on", "listen"); '#' starts a
+// comment.  Options after --config on the command line override the file's.
+std::string parse_config(const std::string &path, GatewayOptions *o, bool *help, bool *streams_set)
+{
+	FILE *f = fopen(path.c_str(), "r");
+	if (!f)
+		return "--config " + path + ": cannot read it: " + strerror(errno);
+	char line[4096];
+	std::string err;
+	for (int n = 1; fgets(line, sizeof(line), f); n++) {
+		std::string l(line);
+		if (!l.empty() && l.back() != '\n' && !feof(f)) {
+			err = "--config " + path + " line " + std::to_string(n) + ": longer than 4095 bytes";
+			break;
+		}
+		if (size_t hash = l.find('#'); hash != std::string::npos)
+			l.resize(hash);
+		std::vector<std::string> words;
+		size_t i = 0;
+		while (i < l.size()) {
+			while (i < l.size() && isspace((unsigned char)l[i]))
+				i++;
+			size_t j = i;
+			while (j < l.size() && !isspace((unsigned char)l[j]))
+				j++;
+			if (j > i)
+				words.push_back(l.substr(i, j - i));
+			i = j;
+		}
+		if (words.empty())
+			continue;
+		if (words.size() > 2) {
+			err = "--config " + path + " line " + std::to_string(n) + ": '" + words[0] +
+			      "' takes at most one value, got " + std::to_string(words.size() - 1);
+			break;
+		}
+		words[0] = "--" + words[0];
+		if (std::string e = parse_list(words, o, help, streams_set, true); !e.empty()) {
+			err = "--config " + path + " line " + std::to_string(n) + ": " + e;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+} // namespace
 
 std::string parse_options(const std::vector<std::string> &args, GatewayOptions *o, bool *help)
 {
 	*help = false;
 	bool streams_set = false;
+	if (std::string e = parse_list(args, o, help, &streams_set, false); !e.empty() || *help)
+		return e;
+	return check_options(o, streams_set);
+}
+
+namespace {
+
+std::string parse_list(const std::vector<std::string> &args, GatewayOptions *o, bool *help, bool *streams_set,
+		       bool in_config)
+{
 	for (size_t i = 0; i < args.size(); i++) {
 		const std::string &a = args[i];
 		auto value = [&](std::string *v) -> std::string {
@@ -175,6 +258,13 @@ std::string parse_options(const std::vector<std::string> &args, GatewayOptions *
 		if (a == "--help" || a == "-h") {
 			*help = true;
 			return "";
+		} else if (a == "--config") {
+			if (in_config)
+				return "--config cannot name another config file";
+			if (!(err = value(&v)).empty())
+				return err;
+			if (std::string e = parse_config(v, o, help, streams_set); !e.empty())
+				return e;
 		} else if (a == "--listen") {
 			o->listen = true;
 		} else if (a == "--once") {
@@ -221,7 +311,7 @@ std::string parse_options(const std::vector<std::string> &args, GatewayOptions *
 		} else if (a == "--streams") {
 			if (!(err = value(&v)).empty())
 				return err;
-			streams_set = true;
+			*streams_set = true;
 			if (v == "auto")
 				o->streams = 0;
 			else if (!parse_uint(v, 1, wire::kMaxStreams, &n))
@@ -253,10 +343,44 @@ std::string parse_options(const std::vector<std::string> &args, GatewayOptions *
 		} else if (a == "--report-json") {
 			if (!(err = value(&o->report_json)).empty())
 				return err;
+		} else if (a == "--crypto") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (v != "on" && v != "off")
+				return "--crypto: '" + v + "' is not on or off";
+			o->crypto = v == "on";
+		} else if (a == "--cert" || a == "--key" || a == "--ca" || a == "--peer-name") {
+			std::string *dst = a == "--cert" ? &o->tls.cert_file
+					   : a == "--key" ? &o->tls.key_file
+					   : a == "--ca"  ? &o->tls.ca_file
+							  : &o->tls.peer_name;
+			if (!(err = value(dst)).empty())
+				return err;
+			if (dst->empty())
+				return a + " needs a non-empty value";
+		} else if (a == "--key-update-packets") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 1000, 1ull << 23, &n))
+				return "--key-update-packets: '" + v + "' is not a count in 1000..8388608 (AES-GCM's limit per key)";
+			o->key_update_packets = n;
+		} else if (a == "--key-update-s") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_seconds(v, 5, 86400, &o->key_update_s))
+				return "--key-update-s: '" + v + "' is not a number of seconds in 5..86400 (at least daily)";
 		} else {
-			return "unknown option '" + a + "' (EAL options go before '--', see --help)";
+			return in_config ? "unknown option '" + a.substr(2) + "'"
+					 : "unknown option '" + a + "' (EAL options go before '--', see --help)";
 		}
 	}
+	return "";
+}
+
+} // namespace
+
+std::string check_options(GatewayOptions *o, bool streams_set)
+{
 	if (!o->ip)
 		return "--ip is required: this gateway's IPv4 address on the port";
 	bool sender = o->peer || !o->send_path.empty();
@@ -270,6 +394,16 @@ std::string parse_options(const std::vector<std::string> &args, GatewayOptions *
 		return "--peer " + ip_str(o->peer) + " is this gateway's own address";
 	if (streams_set && o->streams > o->max_streams)
 		o->max_streams = o->streams;
+	if (o->crypto) {
+		std::string missing;
+		for (auto [name, val] : {std::pair{"--cert", &o->tls.cert_file}, std::pair{"--key", &o->tls.key_file},
+					 std::pair{"--ca", &o->tls.ca_file}, std::pair{"--peer-name", &o->tls.peer_name}})
+			if (val->empty())
+				missing += std::string(missing.empty() ? "" : ", ") + name;
+		if (!missing.empty())
+			return "security is on (--crypto on, the default) and needs " + missing +
+			       " (control/dwcp-certs makes test ones; --crypto off sends in the clear)";
+	}
 	return "";
 }
 
@@ -306,6 +440,10 @@ private:
 		uint64_t delivered = 0, pacing = 0, in_flight = 0, chunks_acked = 0, rx_data = 0, duplicates = 0;
 		uint64_t tx_ring_full = 0, rx_dropped = 0, unknown_session = 0, bad_header = 0, streams_heard = 0;
 		uint64_t srtt_ns = 0, min_rtt_ns = 0;
+		// security drops and work (WorkerSnapshot)
+		uint64_t opened = 0, sealed = 0, no_key = 0, unprotected = 0, auth_failed = 0, replay = 0, replay_old = 0;
+		uint64_t bad_initial = 0, bad_token = 0, initial_limited = 0, busy = 0, retry_sent = 0;
+		uint64_t tx_key_gen = 0, rx_key_gen = 0;
 	};
 	Totals totals() const;
 	// True once the peer has sent nothing for --timeout-s (rx_packets unchanged).
@@ -321,6 +459,23 @@ private:
 	void report(bool ok, const std::string &error);
 	void progress_sender(uint64_t now, bool last);
 	void progress_receiver(uint64_t now, bool last);
+
+	// Security: the TLS handshake over INITIAL packets, then the keys on every
+	// worker.  handshake() runs it to the end (or an error); pump_handshake() sends
+	// what it has and, on a client, stops repeating its last flight once the
+	// server's sealed packets open.
+	std::string handshake(uint64_t deadline_ns);
+	void pump_handshake(uint64_t now);
+	std::string install_keys();
+	void maybe_update_keys(uint64_t now);
+	// A client's handshake completes before the server has checked its
+	// certificate; the server's refusal (an alert) comes later.  "" or the error.
+	std::string handshake_failure() const
+	{
+		return ic_ && ic_->handshake().failed()
+			       ? "TLS handshake with " + ip_str(path_->ip) + " failed: " + ic_->handshake().error()
+			       : "";
+	}
 
 	GatewayOptions o_;
 	drivers::PortInfo port_;
@@ -358,11 +513,22 @@ private:
 	uint64_t refused_first_packets_ = 0; // unknown-session packets that were no hello
 	uint64_t silence_rx_ = 0, silence_since_ = 0; // peer_silent()
 	bool ok_ = false;
+	// security
+	std::unique_ptr<TlsContext> tls_;
+	int crypto_dev_ = -1;
+	std::unique_ptr<InitialChannel> ic_;
+	bool keys_ = false, confirmed_ = false;
+	uint64_t handshake_ns_ = 0, key_updates_ = 0, last_key_update_ns_ = 0, key_update_tx_ = 0;
+	std::string tls_peer_;
+	std::string aead_name_;
 };
 
 Gateway::~Gateway()
 {
-	workers_.clear();
+	workers_.clear(); // their Aeads free the cryptodev sessions
+	// EAL cleanup closes every device and complains about a running cryptodev.
+	if (crypto_dev_ >= 0)
+		crypto::stop_cryptodev(crypto_dev_);
 	if (events_) {
 		void *p;
 		while (rte_ring_dequeue(events_, &p) == 0)
@@ -383,6 +549,15 @@ std::string Gateway::setup()
 	// The main lcore first: it runs worker 0 (and queue 0, where ARP lands).
 	std::stable_partition(lcores_.begin(), lcores_.end(), [](unsigned l) { return l == rte_get_main_lcore(); });
 	uint16_t nb_workers = uint16_t(lcores_.size());
+
+	// Credentials first: a missing or expired certificate is the operator's most
+	// likely mistake, and it is named before any device is touched.
+	if (o_.crypto) {
+		std::string err;
+		tls_ = TlsContext::load(o_.tls, o_.listen, &err);
+		if (!tls_)
+			return err;
+	}
 
 	uint16_t nb_ports = rte_eth_dev_count_avail();
 	if (nb_ports == 0)
@@ -435,7 +610,13 @@ std::string Gateway::setup()
 	iface_.mac = port_.mac;
 	iface_.ip = o_.ip;
 	iface_.udp_port = rte_cpu_to_be_16(o_.udp_port);
-	mss_ = uint16_t(wire::data_payload_max(o_.mtu, false));
+	mss_ = uint16_t(wire::data_payload_max(o_.mtu, o_.crypto));
+	if (o_.crypto) {
+		std::string err;
+		crypto_dev_ = crypto::setup_cryptodev(nb_workers, port_.socket_id, &err);
+		if (crypto_dev_ < 0)
+			return err;
+	}
 
 	events_ = rte_ring_create(("dwcp_ev_" + std::to_string(getpid())).c_str(), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	if (!events_)
@@ -456,9 +637,12 @@ std::string Gateway::setup()
 		wc.iface = iface_;
 		wc.offloads = port_.tx;
 		wc.listen = o_.listen && i == 0;
+		wc.protect = o_.crypto;
+		wc.crypto_dev = crypto_dev_;
 		if (std::string e = workers_[i]->init(wc, events_, &worker_ptrs_); !e.empty())
 			return e;
 	}
+	aead_name_ = workers_[0]->aead_name();
 	return "";
 }
 
@@ -520,6 +704,20 @@ Gateway::Totals Gateway::totals() const
 		t.unknown_session += s.rx_unknown_session + s.rx_protected;
 		t.bad_header += s.rx_bad_header;
 		t.streams_heard += s.streams_heard;
+		t.opened += s.rx_opened;
+		t.sealed += s.tx_sealed;
+		t.no_key += s.rx_no_key;
+		t.unprotected += s.rx_unprotected;
+		t.auth_failed += s.rx_auth_failed;
+		t.replay += s.rx_replay;
+		t.replay_old += s.rx_replay_old;
+		t.bad_initial += s.rx_bad_initial;
+		t.bad_token += s.rx_bad_token;
+		t.initial_limited += s.rx_initial_limited;
+		t.busy += s.rx_busy;
+		t.retry_sent += s.retry_sent;
+		t.tx_key_gen = std::max(t.tx_key_gen, s.tx_key_generation);
+		t.rx_key_gen = std::max(t.rx_key_gen, s.rx_key_generation);
 		t.srtt_ns = std::max(t.srtt_ns, s.srtt_ns);
 		if (s.min_rtt_ns && (!t.min_rtt_ns || s.min_rtt_ns < t.min_rtt_ns))
 			t.min_rtt_ns = s.min_rtt_ns;
@@ -557,12 +755,130 @@ Event *Gateway::next_event(uint64_t deadline_ns)
 {
 	void *p;
 	for (;;) {
-		if (rte_ring_sc_dequeue(events_, &p) == 0)
-			return static_cast<Event *>(p);
+		// The handshake's packets are the handshake's: whoever waits for an event
+		// keeps it going.
+		pump_handshake(mono_ns());
+		if (rte_ring_sc_dequeue(events_, &p) == 0) {
+			auto *ev = static_cast<Event *>(p);
+			if (ev->kind != Event::Kind::initial)
+				return ev;
+			if (ic_ && ev->session_id == session_id_)
+				ic_->on_packet(ev->body, mono_ns());
+			delete ev;
+			continue;
+		}
 		if (mono_ns() >= deadline_ns || interrupted())
 			return nullptr;
 		std::this_thread::sleep_for(std::chrono::microseconds(500));
 	}
+}
+
+// ---------------------------------------------------------------- security
+
+void Gateway::pump_handshake(uint64_t now)
+{
+	if (!ic_)
+		return;
+	for (auto &pkt : ic_->poll(now)) {
+		auto b = std::make_shared<std::vector<uint8_t>>(std::move(pkt));
+		workers_[0]->post([b](Worker &w) { w.send_initial(*b); });
+	}
+	// A client repeats its last flight until the server proves it has the keys:
+	// the first sealed packet from it that opened.
+	if (keys_ && !confirmed_) {
+		uint64_t opened = 0;
+		for (auto &w : workers_)
+			opened += w->snapshot().rx_opened;
+		if (opened) {
+			confirmed_ = true;
+			ic_->handshake().peer_confirmed();
+			workers_[0]->post([](Worker &w) { w.end_handshake(); });
+		}
+	}
+}
+
+std::string Gateway::install_keys()
+{
+	const Handshake &hs = ic_->handshake();
+	crypto::Secret tx, rx;
+	static_assert(sizeof(tx) == sizeof(hs.tx_secret()));
+	memcpy(tx.data(), hs.tx_secret().data(), tx.size());
+	memcpy(rx.data(), hs.rx_secret().data(), rx.size());
+	auto errs = std::make_shared<std::vector<std::string>>(workers_.size());
+	for (size_t i = 0; i < workers_.size(); i++)
+		while (!workers_[i]->post([errs, i, tx, rx](Worker &w) { (*errs)[i] = w.install_keys(tx, rx); }))
+			std::this_thread::sleep_for(std::chrono::microseconds(100));
+	if (!sync_workers(5))
+		return "a worker did not install the session keys within 5 s";
+	for (auto &e : *errs)
+		if (!e.empty())
+			return e;
+	keys_ = true;
+	last_key_update_ns_ = mono_ns();
+	key_update_tx_ = totals().tx_packets;
+	return "";
+}
+
+std::string Gateway::handshake(uint64_t deadline_ns)
+{
+	uint64_t t0 = mono_ns();
+	std::string peer = ip_str(path_->ip);
+	for (;;) {
+		Handshake &hs = ic_->handshake();
+		if (hs.failed()) {
+			// The alert that tells the peer why goes out before the session does.
+			pump_handshake(mono_ns());
+			return "TLS handshake with " + peer + " failed: " + hs.error();
+		}
+		if (hs.complete()) {
+			handshake_ns_ = mono_ns() - t0;
+			tls_peer_ = hs.peer_subject();
+			if (std::string e = install_keys(); !e.empty())
+				return e;
+			// The server's part ends here: the client's Finished has arrived.
+			if (o_.listen) {
+				confirmed_ = true;
+				workers_[0]->post([](Worker &w) { w.end_handshake(); });
+			}
+			// Pump once more: a client's last flight goes out before anything sealed.
+			pump_handshake(mono_ns());
+			return "";
+		}
+		Event *ev = next_event(std::min(deadline_ns, mono_ns() + 2'000'000));
+		if (interrupted())
+			return "interrupted";
+		if (ev) {
+			std::unique_ptr<Event> hold(ev);
+			if (ev->kind == Event::Kind::session_closed)
+				return "peer " + peer + " closed the session during the TLS handshake: " + ev->text;
+			continue;
+		}
+		if (mono_ns() >= deadline_ns)
+			return "peer " + peer + ":" + std::to_string(o_.udp_port) + " did not complete the TLS handshake within " +
+			       std::to_string(int(o_.timeout_s)) + " s (" + std::to_string(ic_->packets_received()) +
+			       " handshake packets received; is a gateway with security on listening there?)";
+	}
+}
+
+void Gateway::maybe_update_keys(uint64_t now)
+{
+	if (!keys_ || now < last_key_update_ns_ + kMinKeyUpdateGapNs)
+		return;
+	Totals t = totals();
+	if (now < last_key_update_ns_ + 4 * t.srtt_ns)
+		return;
+	uint64_t tx = t.tx_packets;
+	if (tx - key_update_tx_ < o_.key_update_packets && now < last_key_update_ns_ + uint64_t(o_.key_update_s * 1e9))
+		return;
+	// A worker that cannot switch keeps its current key (still within its budget
+	// for a while) and says so.
+	post_all([](Worker &w) {
+		if (std::string e = w.update_tx_key(); !e.empty())
+			fprintf(stderr, "dwcp-gateway: %s\n", e.c_str());
+	});
+	key_updates_++;
+	last_key_update_ns_ = now;
+	key_update_tx_ = tx;
 }
 
 std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid, bool sender, uint16_t nb_streams,
@@ -574,7 +890,8 @@ std::vector<std::shared_ptr<amst::Session>> Gateway::make_sessions(uint64_t sid,
 		amst::SessionConfig c;
 		c.session_id = sid;
 		c.mss = mss_;
-		c.packet_overhead = kPacketOverhead;
+		c.packet_overhead = packet_overhead(o_.crypto);
+		c.tag_len = o_.crypto ? uint32_t(wire::kTagLen) : 0;
 		c.nb_streams = nb_streams;
 		c.shard = i;
 		c.nb_shards = uint16_t(workers_.size());
@@ -635,11 +952,22 @@ void Gateway::report(bool ok, const std::string &error)
 			       secs, goodput, to_hex(sha_).c_str(), streams_, streams_initial_, streams_reason_.c_str(),
 			       srtt / 1e6, minrtt / 1e6, sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, chunk_size_,
 			       window_, workers_.size());
+		if (o_.crypto)
+			printf("  security: TLS 1.3 peer '%s' (handshake %.1f ms%s), AES-256-GCM on %" PRIu64 " sealed / %" PRIu64
+			       " opened packets, key updates %" PRIu64 " sent / %" PRIu64 " seen\n"
+			       "  refused: %" PRIu64 " forged or corrupt, %" PRIu64 " replayed, %" PRIu64 " too old, %" PRIu64
+			       " in the clear, %" PRIu64 " before keys, %" PRIu64 " bad handshake packets, %" PRIu64
+			       " bad tokens, %" PRIu64 " over the handshake limits, %" PRIu64 " RETRYs sent\n",
+			       tls_peer_.c_str(), handshake_ns_ / 1e6, ic_ && ic_->retried() ? ", after a RETRY" : "", t.sealed,
+			       t.opened, t.tx_key_gen, t.rx_key_gen, t.auth_failed, t.replay, t.replay_old, t.unprotected,
+			       t.no_key, t.bad_initial, t.bad_token, t.initial_limited, t.retry_sent);
+		else
+			printf("  security: OFF (--crypto off): this transfer crossed the network in the clear\n");
 		fflush(stdout);
 	}
 	if (o_.report_json.empty())
 		return;
-	char buf[4096];
+	char buf[6144];
 	snprintf(buf, sizeof(buf),
 		 "{\"role\": \"%s\", \"ok\": %s, \"error\": %s, \"file\": %s, \"bytes\": %" PRIu64 ", \"sha256\": \"%s\", "
 		 "\"first_packet_ns\": %" PRIu64 ", \"done_ns\": %" PRIu64 ", \"seconds\": %.6f, \"goodput_mbit\": %.3f, "
@@ -649,13 +977,21 @@ void Gateway::report(bool ok, const std::string &error)
 		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f, \"port_rx_missed\": %" PRIu64
 		 ", \"port_tx_errors\": %" PRIu64 ", \"tx_ring_full\": %" PRIu64 ", \"rx_dropped\": %" PRIu64
 		 ", \"rx_unknown_session\": %" PRIu64 ", \"rx_bad_header\": %" PRIu64 ", \"refused_first_packets\": %" PRIu64
-		 "}\n",
+		 ", \"crypto\": %s, \"aead\": %s, \"tls_peer\": %s, \"handshake_ms\": %.3f, \"retried\": %s"
+		 ", \"tx_sealed\": %" PRIu64 ", \"rx_opened\": %" PRIu64 ", \"key_updates_sent\": %" PRIu64
+		 ", \"key_updates_seen\": %" PRIu64 ", \"rx_auth_failed\": %" PRIu64 ", \"rx_replay\": %" PRIu64
+		 ", \"rx_replay_old\": %" PRIu64 ", \"rx_unprotected\": %" PRIu64 ", \"rx_no_key\": %" PRIu64
+		 ", \"rx_bad_initial\": %" PRIu64 ", \"rx_bad_token\": %" PRIu64 ", \"rx_initial_limited\": %" PRIu64
+		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 "}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
 		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
 		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, t.tx_ring_full, t.rx_dropped, t.unknown_session, t.bad_header,
-		 refused_first_packets_);
+		 refused_first_packets_, o_.crypto ? "true" : "false", json_str(aead_name_).c_str(), json_str(tls_peer_).c_str(),
+		 handshake_ns_ / 1e6, ic_ && ic_->retried() ? "true" : "false", t.sealed, t.opened, t.tx_key_gen, t.rx_key_gen,
+		 t.auth_failed, t.replay, t.replay_old, t.unprotected, t.no_key, t.bad_initial, t.bad_token, t.initial_limited,
+		 t.busy, t.retry_sent);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -706,6 +1042,8 @@ std::string Gateway::await_reply(MsgType want, const char *what, uint64_t since_
 	uint64_t deadline = since_ns + uint64_t(o_.timeout_s * 1e9);
 	for (;;) {
 		Event *ev = next_event(deadline);
+		if (std::string e = handshake_failure(); !e.empty())
+			return e;
 		if (!ev)
 			return interrupted() ? "interrupted"
 					     : "peer " + ip_str(o_.peer) + ":" + std::to_string(o_.udp_port) + " did not " + what +
@@ -788,7 +1126,7 @@ int Gateway::control_sender()
 	// kStartRttNs.  The pacer never exceeds 0.95 of the declared rate, so a
 	// window larger than the real BDP cannot overrun the link; it only spares a
 	// long path the doublings from 32 packets (1.5 s at 300 ms).
-	double pkt = double(mss_ + kPacketOverhead);
+	double pkt = double(mss_ + packet_overhead(o_.crypto));
 	double ceiling = double(link_bps) / 8 * 0.95;
 	uint32_t iw = uint32_t(std::clamp(ceiling * double(kStartRttNs) / 1e9 / 2 / pkt / max_streams, 32.0, ring / 2.0));
 	sessions_ = make_sessions(session_id_, true, max_streams, ring, iw);
@@ -796,6 +1134,12 @@ int Gateway::control_sender()
 		auto s = sessions_[i];
 		auto p = std::shared_ptr<const PeerPath>(path_);
 		workers_[i]->post([s, p](Worker &w) { w.attach(s, p); });
+	}
+	first_packet_ns_ = mono_ns();
+	if (o_.crypto) {
+		ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::client, session_id_, o_.mtu - 20u - 8u);
+		if (std::string e = handshake(first_packet_ns_ + uint64_t(o_.timeout_s * 1e9)); !e.empty())
+			return fail(e);
 	}
 	Hello hello{.name = object_name_,
 		    .size = object_size_,
@@ -807,17 +1151,17 @@ int Gateway::control_sender()
 		    .rss = port_.rss_hf != 0};
 	auto hb = std::make_shared<std::vector<uint8_t>>(encode(hello));
 	auto s0 = sessions_[0];
-	first_packet_ns_ = mono_ns();
+	uint64_t hello_ns = mono_ns();
 	w0->post([s0, hb](Worker &) { s0->send_ctrl(uint16_t(MsgType::hello), *hb); });
 
 	// 3. Accept or reject.
 	Accept acc;
 	std::vector<uint8_t> body;
-	if (std::string e = await_reply(MsgType::accept, "answer the hello", first_packet_ns_, &body); !e.empty())
+	if (std::string e = await_reply(MsgType::accept, "answer the hello", hello_ns, &body); !e.empty())
 		return fail(e);
 	if (std::string e = decode(body, &acc); !e.empty())
 		return fail("peer sent a malformed " + e);
-	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - first_packet_ns_, 1'000'000);
+	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - hello_ns, 1'000'000);
 
 	// 4. Begin: chunk size from the measured RTT, the window the receiver offers.
 	chunk_size_ = amst::chunk_size_for(hello_rtt_ns_, link_bps / 8, mss_);
@@ -895,6 +1239,9 @@ int Gateway::control_sender()
 		Totals t = totals();
 		if (peer_silent(t.rx_packets, now))
 			return fail("peer " + ip_str(peer) + " silent for " + std::to_string(int(o_.timeout_s)) + " s");
+		if (std::string e = handshake_failure(); !e.empty())
+			return fail(e);
+		maybe_update_keys(now);
 		if (tuner_ && now >= next_tune) {
 			next_tune = now + 50'000'000;
 			AutotuneSample smp{.now_ns = now,
@@ -947,8 +1294,11 @@ int Gateway::control_receiver()
 		std::unique_ptr<Event> first(ev);
 		if (ev->kind != Event::Kind::new_peer)
 			continue;
+		// Security off: the first packet must hold a whole HELLO.  On: worker 0 let
+		// it through only with a valid address token and a ClientHello's start,
+		// and TLS judges the rest.
 		Hello probe;
-		if (std::string why = hello_from_first_packet(ev->body, &probe); !why.empty()) {
+		if (!o_.crypto && !hello_from_first_packet(ev->body, &probe).empty()) {
 			refused_first_packets_++;
 			continue;
 		}
@@ -963,10 +1313,14 @@ int Gateway::control_receiver()
 		steer_ports(path_.get(), o_.ip, 1, 0, false);
 		sessions_ = make_sessions(session_id_, false, wire::kMaxStreams, 64);
 		auto pkt = std::make_shared<std::vector<uint8_t>>(std::move(ev->body));
+		if (o_.crypto) {
+			ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::server, session_id_, o_.mtu - 20u - 8u);
+			ic_->on_packet(*pkt, mono_ns());
+		}
 		for (size_t i = 0; i < workers_.size(); i++) {
 			auto s = sessions_[i];
 			auto p = std::shared_ptr<const PeerPath>(path_);
-			bool replay = i == 0;
+			bool replay = i == 0 && !o_.crypto;
 			workers_[i]->post([s, p, pkt, replay](Worker &w) {
 				w.attach(s, p);
 				if (replay)
@@ -989,11 +1343,21 @@ int Gateway::control_receiver()
 				wait_ctrl_flushed(std::min(o_.timeout_s, 3.0));
 				return 1;
 			};
+			if (ic_) {
+				if (std::string e = handshake(first_packet_ns_ + uint64_t(o_.timeout_s * 1e9)); !e.empty()) {
+					err_ = e;
+					return 1;
+				}
+				printf("peer %s authenticated as '%s' (TLS 1.3, %.1f ms)\n", peer.c_str(), tls_peer_.c_str(),
+				       handshake_ns_ / 1e6);
+				fflush(stdout);
+			}
 			Hello hello;
 			bool have_hello = false, have_begin = false;
 			silence_since_ = 0;
 			for (;;) {
 				uint64_t now = mono_ns();
+				maybe_update_keys(now);
 				if (interrupted()) {
 					err_ = "interrupted";
 					return 1;
@@ -1126,6 +1490,10 @@ int Gateway::control_receiver()
 		sha_known_ = false;
 		done_ns_ = first_packet_ns_ = 0;
 		last_progress_ns_ = last_bytes_ = 0;
+		ic_.reset();
+		keys_ = confirmed_ = false;
+		handshake_ns_ = key_updates_ = 0;
+		tls_peer_.clear();
 		printf("listening on %s:%u\n", ip_str(o_.ip).c_str(), o_.udp_port);
 		fflush(stdout);
 	}

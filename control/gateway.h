@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "control/handshake.h"
 #include "dataplane/amst/cc/cc.h"
 
 namespace dwcp::control {
@@ -35,15 +36,24 @@ struct GatewayOptions {
 	uint16_t streams = 0;         // 0 = autotune
 	uint16_t max_streams = 64;
 	uint32_t window_chunks = 0;   // 0 = from the bandwidth-delay product
+	// Security (on by default): TLS 1.3 with mutual certificates, then AES-256-GCM
+	// on every packet.  Off only for measurements on links the operator owns.
+	bool crypto = true;
+	TlsConfig tls;
+	uint64_t key_update_packets = 1ull << 23; // AES-GCM's per-key packet budget (RFC 9001 6.6)
+	double key_update_s = 3600;
 	// Operator
 	double progress_s = 1;
 	std::string report_json;
 	double timeout_s = 30;
 };
 
-// Parses our options (what follows `--`).  Returns "" or one line naming the
-// offending option; *help is set for --help.
+// Parses our options (what follows `--`; --config FILE reads more from a file, one
+// option a line without the dashes).  Returns "" or one line naming the offending
+// option (and the file and line); *help is set for --help.
 [[nodiscard]] std::string parse_options(const std::vector<std::string> &args, GatewayOptions *o, bool *help);
+// The checks across options (what to do, required pairs, credentials).
+[[nodiscard]] std::string check_options(GatewayOptions *o, bool streams_set);
 const char *usage();
 
 // The whole program after rte_eal_init: returns the exit code (0 verified,

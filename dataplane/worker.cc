@@ -46,6 +46,7 @@ std::string ring_name(const char *what, uint16_t index)
 
 Worker::~Worker()
 {
+	drop_keys(); // and the sealed packets kept for them
 	// Closures and mbufs still queued are freed with their rings.
 	if (cmds_) {
 		void *p;
@@ -75,6 +76,16 @@ std::string Worker::init(const WorkerConfig &cfg, rte_ring *events, std::vector<
 		return "worker " + std::to_string(cfg.index) + ": cannot create its rings: " + rte_strerror(rte_errno);
 	clock_base(); // calibrated once, before any worker reads it
 	tx_cap_ = cfg.mtu - 20u - 8u;
+	if (cfg.protect) {
+		std::string err;
+		aead_ = crypto::make_cryptodev_aead(uint8_t(cfg.crypto_dev), cfg.index, socket, &err);
+		if (!aead_)
+			return "worker " + std::to_string(cfg.index) + ": " + err;
+		if (cfg.listen) {
+			tokens_ = std::make_unique<crypto::RetryTokens>();
+			limiter_ = std::make_unique<crypto::SourceLimiter>(cfg.handshakes_per_s, cfg.handshake_burst);
+		}
+	}
 	arp_.init(cfg.iface, rte_get_tsc_hz());
 	return "";
 }
@@ -97,6 +108,7 @@ bool Worker::post(Command fn)
 
 void Worker::attach(std::shared_ptr<amst::Session> s, std::shared_ptr<const PeerPath> path)
 {
+	drop_keys(); // a new session starts in the clear, with the handshake
 	session_ = std::move(s);
 	path_ = std::move(path);
 	session_id_ = session_ ? session_->config().session_id : 0;
@@ -107,6 +119,86 @@ void Worker::detach()
 	session_.reset();
 	path_.reset();
 	session_id_ = 0;
+	drop_keys();
+}
+
+void Worker::drop_keys()
+{
+	if (txp_)
+		txp_->clear(*aead_);
+	if (rxp_)
+		rxp_->clear(*aead_);
+	txp_.reset();
+	rxp_.reset();
+	handshake_over_ = false;
+	local_.keys = false;
+	drop_early();
+}
+
+void Worker::drop_early()
+{
+	for (Early &e : early_)
+		rte_pktmbuf_free(e.m);
+	local_.rx_no_key += early_.size();
+	early_.clear();
+}
+
+std::string Worker::install_keys(const crypto::Secret &tx, const crypto::Secret &rx)
+{
+	if (!aead_)
+		return "worker " + std::to_string(cfg_.index) + ": security is off";
+	drop_keys();
+	auto t = std::make_unique<crypto::TxProtection>();
+	auto r = std::make_unique<crypto::RxProtection>();
+	std::string err;
+	if (!t->install(*aead_, tx, &err) || !r->install(*aead_, rx, &err)) {
+		t->clear(*aead_);
+		r->clear(*aead_);
+		return "worker " + std::to_string(cfg_.index) + ": cannot install the session keys: " + err;
+	}
+	txp_ = std::move(t);
+	rxp_ = std::move(r);
+	local_.keys = true;
+	// What came sealed before the keys, in arrival order.
+	std::vector<Early> early;
+	early.swap(early_);
+	uint64_t now = now_ns();
+	for (Early &e : early)
+		if (!handle_dwcp(e.v.payload, e.v.len, e.v, e.m, now))
+			rte_pktmbuf_free(e.m);
+	return "";
+}
+
+std::string Worker::update_tx_key()
+{
+	if (!txp_)
+		return "worker " + std::to_string(cfg_.index) + ": no keys to update";
+	std::string err;
+	if (!txp_->update(*aead_, &err))
+		return "worker " + std::to_string(cfg_.index) + ": key update failed: " + err;
+	return "";
+}
+
+void Worker::send_initial(const std::vector<uint8_t> &pkt)
+{
+	if (!path_ || pkt.size() > tx_cap_)
+		return;
+	rte_mbuf *m = rte_pktmbuf_alloc(cfg_.pool);
+	if (!m) {
+		local_.tx_no_mbuf++;
+		return;
+	}
+	uint8_t *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, uint16_t(pkt.size())));
+	if (!p) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	memcpy(p, pkt.data(), pkt.size());
+	if (!drivers::tx_encap(m, path_->tpl, path_->src_port[0], ip_id_++)) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	tx_one(m);
 }
 
 void Worker::emit(Event *ev)
@@ -122,7 +214,8 @@ void Worker::replay(const std::vector<uint8_t> &udp_payload)
 		v.src_ip = path_->ip;
 		v.src_port = path_->udp_port;
 	}
-	handle_dwcp(udp_payload.data(), uint16_t(udp_payload.size()), v, now_ns());
+	std::vector<uint8_t> copy(udp_payload);
+	handle_dwcp(copy.data(), uint16_t(copy.size()), v, nullptr, now_ns());
 }
 
 // ---------------------------------------------------------------- receive
@@ -142,39 +235,198 @@ bool opens_control_stream(const uint8_t *p, uint16_t len)
 
 } // namespace
 
-void Worker::handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView &v, uint64_t now)
+void Worker::emit_new_peer(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v,
+			   uint64_t now)
+{
+	// At most one report every 10 ms however many arrive: the control thread looks
+	// at the first, and a session it opens silences the rest.
+	if (now < new_peer_reported_ns_ + 10'000'000) {
+		local_.rx_initial_limited++;
+		return;
+	}
+	new_peer_reported_ns_ = now;
+	auto *ev = new Event{.kind = Event::Kind::new_peer};
+	ev->session_id = h.session_id;
+	ev->body.assign(p, p + len);
+	ev->src_ip = v.src_ip;
+	ev->src_port = v.src_port;
+	ev->mac = v.src_mac;
+	emit(ev);
+}
+
+void Worker::send_retry(const wire::Header &h, const drivers::UdpView &v, uint64_t now)
+{
+	rte_mbuf *m = rte_pktmbuf_alloc(cfg_.pool);
+	if (!m) {
+		local_.tx_no_mbuf++;
+		return;
+	}
+	uint8_t token[crypto::kTokenLen];
+	size_t tlen = tokens_->mint(v.src_ip, v.src_port, h.session_id, now, token);
+	size_t len = wire::kHeaderLen + 2 + tlen;
+	uint8_t *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, uint16_t(len)));
+	if (!p) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	wire::encode_header({.flags = 0, .type = wire::PacketType::retry, .stream_id = 0, .session_id = h.session_id, .pn = 0},
+			    p);
+	wire::encode_token_frame({token, tlen}, p + wire::kHeaderLen, len - wire::kHeaderLen);
+	// Back to where the INITIAL came from, on the DWCP port: a RETRY is the only
+	// packet a listener sends to an address it has not validated, and it is no
+	// larger than what it answers.
+	drivers::TxTemplate tpl;
+	drivers::tx_template_init(&tpl, cfg_.iface, v.src_mac, v.src_ip, cfg_.iface.udp_port, cfg_.offloads);
+	if (!drivers::tx_encap(m, tpl, rte_be_to_cpu_16(cfg_.iface.udp_port), ip_id_++)) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	local_.retry_sent++;
+	tx_one(m);
+}
+
+void Worker::handle_initial(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v,
+			    uint64_t now)
+{
+	if (!cfg_.protect) {
+		local_.rx_bad_initial++;
+		return;
+	}
+	if (session_ && h.session_id == session_id_) {
+		// Our handshake: the control thread runs TLS.  Once it is over, or when more
+		// arrive than any handshake needs (256 per 100 ms), they are dropped.
+		if (handshake_over_) {
+			local_.rx_initial_limited++;
+			return;
+		}
+		if (now >= initial_window_ns_ + 100'000'000) {
+			initial_window_ns_ = now;
+			initial_events_ = 0;
+		}
+		if (++initial_events_ > 256) {
+			local_.rx_initial_limited++;
+			return;
+		}
+		auto *ev = new Event{.kind = Event::Kind::initial};
+		ev->session_id = h.session_id;
+		ev->type = uint16_t(h.type);
+		ev->body.assign(p, p + len);
+		ev->src_ip = v.src_ip;
+		ev->src_port = v.src_port;
+		emit(ev);
+		return;
+	}
+	if (!cfg_.listen || h.type != wire::PacketType::initial) {
+		local_.rx_unknown_session++;
+		return;
+	}
+	// A new session: the first INITIAL must start the client's TLS stream, and
+	// carry a token that proves the client receives at its address.  Without one
+	// it gets a RETRY; nothing is allocated for it either way.
+	wire::FrameReader r(p + wire::kHeaderLen, len - wire::kHeaderLen);
+	wire::Frame f;
+	std::span<const uint8_t> token;
+	bool starts = false;
+	while (!r.done()) {
+		if (r.next(&f) != wire::ParseError::ok) {
+			local_.rx_bad_initial++;
+			return;
+		}
+		if (f.type == wire::FrameType::token)
+			token = f.data;
+		else if (f.type == wire::FrameType::crypto && f.stream_off == 0 && !f.data.empty())
+			starts = true;
+	}
+	if (!starts) {
+		local_.rx_bad_initial++;
+		return;
+	}
+	if (!limiter_->allow(v.src_ip, now)) {
+		local_.rx_initial_limited++;
+		return;
+	}
+	if (token.empty()) {
+		send_retry(h, v, now);
+		return;
+	}
+	if (tokens_->check(v.src_ip, v.src_port, h.session_id, token, now) != crypto::RetryTokens::Check::ok) {
+		local_.rx_bad_token++;
+		return;
+	}
+	if (session_) {
+		local_.rx_busy++;
+		return;
+	}
+	emit_new_peer(p, len, h, v, now);
+}
+
+bool Worker::handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rte_mbuf *m, uint64_t now)
 {
 	wire::Header h;
 	if (wire::decode_header(p, len, &h) != wire::ParseError::ok) {
 		local_.rx_bad_header++;
-		return;
+		return false;
 	}
-	if (h.flags & wire::flag_protected) {
-		// Sealed packets need session keys; until a session has them they are
-		// indistinguishable from garbage.
-		local_.rx_protected++;
-		return;
+	if (h.type == wire::PacketType::initial || h.type == wire::PacketType::retry) {
+		handle_initial(p, len, h, v, now);
+		return false;
 	}
 	if (!session_ || h.session_id != session_id_) {
 		local_.rx_unknown_session++;
-		// A listening worker 0 with no session tells the control thread about a
-		// peer's hello (stream 0), at most every 10 ms however many arrive.
-		if (cfg_.listen && !session_ && h.stream_id == wire::kControlStream &&
-		    h.type == wire::PacketType::ctrl && opens_control_stream(p, len) &&
-		    now >= new_peer_reported_ns_ + 10'000'000) {
-			new_peer_reported_ns_ = now;
-			auto *ev = new Event{.kind = Event::Kind::new_peer};
-			ev->session_id = h.session_id;
-			ev->body.assign(p, p + len);
-			ev->src_ip = v.src_ip;
-			ev->src_port = v.src_port;
-			ev->mac = v.src_mac;
-			emit(ev);
+		// Security off: a listening worker 0 with no session tells the control
+		// thread about a peer's hello (stream 0).
+		if (!cfg_.protect && cfg_.listen && !session_ && h.stream_id == wire::kControlStream &&
+		    h.type == wire::PacketType::ctrl && !(h.flags & wire::flag_protected) && opens_control_stream(p, len))
+			emit_new_peer(p, len, h, v, now);
+		return false;
+	}
+	size_t body_len = len - wire::kHeaderLen;
+	if (cfg_.protect) {
+		if (!(h.flags & wire::flag_protected)) {
+			local_.rx_unprotected++;
+			return false;
 		}
-		return;
+		if (!rxp_) {
+			// Kept only while the handshake runs, and only a few: they cannot be
+			// told from forgeries until the keys are in.
+			if (m && !handshake_over_ && early_.size() < kEarlyMax) {
+				early_.push_back({m, v});
+				return true;
+			}
+			local_.rx_no_key++;
+			return false;
+		}
+		body_len -= crypto::kTagLen;
+		crypto::AeadOp op{.aad = p,
+				  .data = p + wire::kHeaderLen,
+				  .len = uint32_t(body_len),
+				  .tag = p + wire::kHeaderLen + body_len,
+				  .stream = h.stream_id,
+				  .pn = h.pn,
+				  .m = m};
+		switch (rxp_->open(*aead_, op, (h.flags & wire::flag_key_phase) ? 1 : 0, now)) {
+		case crypto::RxProtection::Verdict::ok:
+			local_.rx_opened++;
+			break;
+		case crypto::RxProtection::Verdict::no_key:
+			local_.rx_no_key++;
+			return false;
+		case crypto::RxProtection::Verdict::duplicate:
+			local_.rx_replay++;
+			return false;
+		case crypto::RxProtection::Verdict::too_old:
+			local_.rx_replay_old++;
+			return false;
+		case crypto::RxProtection::Verdict::auth_failed:
+			local_.rx_auth_failed++;
+			return false;
+		}
+	} else if (h.flags & wire::flag_protected) {
+		local_.rx_protected++;
+		return false;
 	}
 	bool was_closed = session_->closed();
-	session_->on_packet(h, p + wire::kHeaderLen, len - wire::kHeaderLen, now);
+	session_->on_packet(h, p + wire::kHeaderLen, body_len, now);
 	if (!was_closed && session_->closed() && session_->close_code() != 0xffff) {
 		auto *ev = new Event{.kind = Event::Kind::session_closed};
 		ev->session_id = session_id_;
@@ -182,6 +434,7 @@ void Worker::handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView 
 		ev->text = session_->close_reason();
 		emit(ev);
 	}
+	return false;
 }
 
 void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off)
@@ -214,8 +467,8 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 					continue;
 				}
 			}
-			handle_dwcp(v.payload, v.len, v, now);
-			rte_pktmbuf_free(m);
+			if (!handle_dwcp(v.payload, v.len, v, m, now))
+				rte_pktmbuf_free(m);
 			break;
 		}
 		case drivers::RxClass::arp:
@@ -267,11 +520,36 @@ void Worker::flush_tx()
 	nb_tx_ = 0;
 }
 
+void Worker::seal(rte_mbuf **m, uint16_t n)
+{
+	crypto::AeadOp ops[kBurst];
+	uint8_t flags = wire::flag_protected | (txp_->phase() ? wire::flag_key_phase : 0);
+	for (uint16_t i = 0; i < n; i++) {
+		uint8_t *p = rte_pktmbuf_mtod(m[i], uint8_t *);
+		uint32_t body = m[i]->data_len - uint32_t(wire::kHeaderLen + crypto::kTagLen);
+		p[0] |= flags;
+		ops[i] = crypto::AeadOp{.aad = p,
+					.data = p + wire::kHeaderLen,
+					.len = body,
+					.tag = p + wire::kHeaderLen + body,
+					.stream = wire::get_u16(p + 2),
+					.pn = wire::get_u64(p + 12),
+					.m = m[i]};
+	}
+	aead_->seal_burst(txp_->key(), ops, n);
+	local_.tx_sealed += n;
+}
+
 uint16_t Worker::fill_tx(uint64_t now)
 {
 	if (!session_ || !path_)
 		return 0;
+	// Security on: nothing of a session leaves in the clear, so without keys the
+	// session waits (the control thread installs them before it queues anything).
+	if (cfg_.protect && !txp_)
+		return 0;
 	rte_mbuf *bufs[kBurst];
+	uint16_t streams[kBurst];
 	uint16_t room = kBurst - nb_tx_;
 	if (!room)
 		return 0;
@@ -284,22 +562,26 @@ uint16_t Worker::fill_tx(uint64_t now)
 		rte_mbuf *m = bufs[used];
 		uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
 		size_t cap = std::min<size_t>(tx_cap_, rte_pktmbuf_tailroom(m));
-		uint16_t stream = 0;
-		size_t len = session_->poll_tx(now, p, cap, &stream);
+		size_t len = session_->poll_tx(now, p, cap, &streams[used]);
 		if (!len)
 			break;
-		// The AEAD tag slot stays in the length (zero until packets are sealed).
+		// The AEAD tag slot (tag_len bytes) follows the body.
 		len += session_->config().tag_len;
 		m->data_len = uint16_t(len);
 		m->pkt_len = uint32_t(len);
-		if (!drivers::tx_encap(m, path_->tpl, path_->src_port[stream], ip_id_++))
-			break; // cannot happen with a pool built for the MTU; the mbuf is freed below
-		tx_[nb_tx_++] = m;
 		used++;
 	}
-	if (used < room)
-		rte_pktmbuf_free_bulk(bufs + used, room - used);
-	return used;
+	if (used && txp_)
+		seal(bufs, used);
+	uint16_t sent = 0;
+	for (; sent < used; sent++)
+		if (!drivers::tx_encap(bufs[sent], path_->tpl, path_->src_port[streams[sent]], ip_id_++))
+			break; // cannot happen with a pool built for the MTU; the mbuf is freed below
+	for (uint16_t i = 0; i < sent; i++)
+		tx_[nb_tx_++] = bufs[i];
+	if (sent < room)
+		rte_pktmbuf_free_bulk(bufs + sent, room - sent);
+	return sent;
 }
 
 // ---------------------------------------------------------------- ARP, stats, idle
@@ -381,6 +663,10 @@ void Worker::publish(uint64_t now)
 		s.ctrl_flushed = session_->ctrl_flushed();
 		s.closed = session_->closed();
 	}
+	if (txp_)
+		s.tx_key_generation = txp_->generation();
+	if (rxp_)
+		s.rx_key_generation = rxp_->generation();
 	seq_.fetch_add(1, std::memory_order_acq_rel);
 	std::atomic_thread_fence(std::memory_order_release);
 	memcpy(static_cast<void *>(&shared_), &s, sizeof(s));

@@ -37,6 +37,9 @@
 #include <rte_ring.h>
 
 #include "dataplane/amst/session.h"
+#include "dataplane/crypto/aead.h"
+#include "dataplane/crypto/protection.h"
+#include "dataplane/crypto/retry.h"
 #include "drivers/arp.h"
 #include "drivers/net.h"
 
@@ -63,6 +66,7 @@ struct Event {
 		arp_resolved,    // mac holds the peer's MAC
 		arp_unreachable, // text says why
 		session_closed,  // the peer closed: code, text = reason
+		initial,         // an INITIAL or RETRY packet of our session (the handshake): body = the DWCP packet
 	};
 	Kind kind;
 	uint16_t type = 0;   // ctrl_message: message type; session_closed: close code
@@ -84,7 +88,22 @@ struct WorkerSnapshot {
 	uint64_t rx_handoff_full = 0;   // rx.handoff_full: dropped, the owner's ring was full
 	uint64_t rx_bad_header = 0;     // rx.bad_header: DWCP header did not parse
 	uint64_t rx_unknown_session = 0;// rx.unknown_session
-	uint64_t rx_protected = 0;      // rx.protected: sealed packets with no keys to open them
+	uint64_t rx_protected = 0;      // rx.protected: sealed packets, but security is off here
+	// Security (WorkerConfig::protect)
+	uint64_t rx_opened = 0;         // sealed packets that opened
+	uint64_t rx_no_key = 0;         // rx.no_key: sealed before this side had the session keys
+	uint64_t rx_unprotected = 0;    // rx.unprotected: a DATA/CTRL packet in the clear
+	uint64_t rx_auth_failed = 0;    // rx.auth_failed: forged, corrupted or truncated
+	uint64_t rx_replay = 0;         // rx.replay: a packet number opened before
+	uint64_t rx_replay_old = 0;     // rx.replay_old: below the replay window
+	uint64_t rx_bad_initial = 0;    // rx.bad_initial: an INITIAL that cannot open a session
+	uint64_t rx_bad_token = 0;      // rx.bad_token: forged, expired or misdirected token
+	uint64_t rx_initial_limited = 0;// rx.initial_limited: handshake packets over the per-source or event limits
+	uint64_t rx_busy = 0;           // rx.busy: a valid new session while one is running
+	uint64_t retry_sent = 0;        // RETRY packets (tokens) sent
+	uint64_t tx_sealed = 0;
+	uint64_t tx_key_generation = 0, rx_key_generation = 0; // key updates done / seen
+	bool keys = false;
 	uint64_t rx_drops = 0;          // frames drivers/net.h dropped (sum of rx.<reason>)
 	drivers::RxCounters rx_class;
 	amst::SessionCounters session;
@@ -114,6 +133,13 @@ struct WorkerConfig {
 	uint64_t idle_sleep_max_ns = 200'000;
 	uint64_t batch_ns = 50'000;
 	uint32_t ring_size = 4096;      // command, handoff rings
+	// Security: every DATA/CTRL packet sealed and opened with AES-256-GCM on this
+	// worker's queue pair of cryptodev crypto_dev; new sessions must prove their
+	// address with a RETRY token (worker 0 of a listener).
+	bool protect = false;
+	int crypto_dev = -1;
+	double handshakes_per_s = 20;   // per source address: RETRYs and new sessions
+	double handshake_burst = 40;
 };
 
 class Worker {
@@ -147,13 +173,30 @@ public:
 	void resolve(rte_be32_t ip) { resolve_ip_ = ip, arp_.forget(ip); }
 	// Sends the packet (a new session's first) as if it had just arrived.
 	void replay(const std::vector<uint8_t> &udp_payload);
+	// Security: installs the attached session's keys (one secret per direction,
+	// from the TLS exporter); from then on every packet is sealed.  Empty or an error.
+	std::string install_keys(const crypto::Secret &tx, const crypto::Secret &rx);
+	// Key update of the sending direction (the peer follows the key phase bit).
+	std::string update_tx_key();
+	// Sends one INITIAL packet of the attached session's handshake, in the clear.
+	void send_initial(const std::vector<uint8_t> &dwcp_packet);
+	// The handshake is over for this side: INITIAL packets are dropped from now on.
+	void end_handshake() { handshake_over_ = true; }
 
 	const WorkerConfig &config() const { return cfg_; }
+	// The AEAD engine this worker seals with ("" when security is off).
+	std::string aead_name() const { return aead_ ? aead_->name() : ""; }
 	uint64_t now_ns() const;
 
 private:
 	void handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off);
-	void handle_dwcp(const uint8_t *p, uint16_t len, const drivers::UdpView &v, uint64_t now);
+	// Returns true when it kept m (a sealed packet that came before the keys).
+	bool handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rte_mbuf *m, uint64_t now);
+	void handle_initial(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v, uint64_t now);
+	void send_retry(const wire::Header &h, const drivers::UdpView &v, uint64_t now);
+	void emit_new_peer(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v, uint64_t now);
+	void seal(rte_mbuf **m, uint16_t n);
+	void drop_keys();
 	uint16_t fill_tx(uint64_t now);
 	void flush_tx();
 	void tx_one(rte_mbuf *m);
@@ -176,6 +219,28 @@ private:
 	uint32_t tx_cap_ = 0;           // DWCP bytes per packet: mtu - IPv4 - UDP
 	rte_mbuf *tx_[kBurst];
 	uint16_t nb_tx_ = 0;
+
+	// Security: the cryptodev queue pair, the session's keys each way, and (worker 0
+	// of a listener) the Retry token key and per-source handshake limits.
+	std::unique_ptr<crypto::Aead> aead_;
+	std::unique_ptr<crypto::TxProtection> txp_;
+	std::unique_ptr<crypto::RxProtection> rxp_;
+	bool handshake_over_ = false;
+	// Sealed packets of our session that came before its keys: the peer's first
+	// sealed packets may overtake the handshake's last flight on its way through
+	// the control thread.  Opened once the keys are in (as QUIC buffers packets it
+	// cannot decrypt yet); beyond kEarlyMax they are dropped (rx.no_key).
+	static constexpr unsigned kEarlyMax = 64;
+	struct Early {
+		rte_mbuf *m;
+		drivers::UdpView v;
+	};
+	std::vector<Early> early_;
+	void drop_early();
+	std::unique_ptr<crypto::RetryTokens> tokens_;
+	std::unique_ptr<crypto::SourceLimiter> limiter_;
+	uint64_t initial_window_ns_ = 0;
+	uint32_t initial_events_ = 0;
 
 	drivers::ArpTable arp_;
 	rte_be32_t resolve_ip_ = 0;

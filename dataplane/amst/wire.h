@@ -13,7 +13,8 @@
 //                 way and, in CTRL packets, their acknowledgements the other way
 //     4..11  u64  session id, chosen by the initiator at random, names the session on both sides
 //     12..19 u64  packet number, per stream and per direction, starting at 0 and never reused
-//                 (with the session id and stream id it forms the AEAD nonce)
+//                 (with the stream id it forms the AEAD nonce; keys are per session
+//                 and per direction, dataplane/crypto/aead.h)
 //   body (encrypted when PROTECTED)
 //     DATA:            DataFrame (12 bytes) followed by chunk bytes
 //     CTRL / INITIAL:  a sequence of frames (FrameType), each self-delimiting

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -270,10 +271,11 @@ class WanLink:
     The link is torn down on leaving the block, whatever happened inside.
     """
 
-    def __init__(self, root, prefix, rtt_ms, rate_mbit, loss_pct, jitter_ms=0):
+    def __init__(self, root, prefix, rtt_ms, rate_mbit, loss_pct, jitter_ms=0, pcap=None):
         check_prefix(prefix)
         self.tool = wan_link_path(root)
         self.prefix = prefix
+        self.pcap = pcap
         self.shape = dict(rtt_ms=rtt_ms, rate_mbit=rate_mbit, loss_pct=loss_pct, jitter_ms=jitter_ms)
         self.up_line = ''
 
@@ -284,6 +286,8 @@ class WanLink:
         cmd = [self.tool, '--prefix', self.prefix, 'up']
         for k, v in self.shape.items():
             cmd += ['--' + k.replace('_', '-'), fmt_num(v)]
+        if self.pcap:
+            cmd += ['--pcap', self.pcap]
         try:
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         except subprocess.TimeoutExpired:
@@ -341,10 +345,32 @@ def eal_args(role, vdev, unique, shconf=False):
     return args + ['--file-prefix', f'dwcp-{role}-{unique}', '--vdev', vdev]
 
 
+# Certificate names of the two sites (control/dwcp-certs makes them per run).
+GATEWAY_CERT_NAME = {'send': 'site-a.dwcp.test', 'recv': 'site-b.dwcp.test'}
+
+
+def make_certs(root, work):
+    """A test CA and one certificate per role, in work/certs, by control/dwcp-certs."""
+    out = os.path.join(work, 'certs')
+    tool = os.path.join(root, 'control', 'dwcp-certs')
+    run_quiet([tool, '--out', out, '--force'] + list(GATEWAY_CERT_NAME.values()), root, 'control/dwcp-certs')
+    return out
+
+
+def security_args(role, crypto, certs):
+    """--crypto off, or the role's certificate, key, the CA and the peer's name."""
+    if not crypto:
+        return ['--crypto', 'off']
+    peer = 'recv' if role == 'send' else 'send'
+    name = GATEWAY_CERT_NAME[role]
+    return ['--cert', os.path.join(certs, name + '.pem'), '--key', os.path.join(certs, name + '.key'),
+            '--ca', os.path.join(certs, 'ca.pem'), '--peer-name', GATEWAY_CERT_NAME[peer]]
+
+
 def gateway_args(role, recv_dir=None, send_file=None, link_mbit=None, cc=None, streams=None,
-                 progress_s=1, report=None, timeout_s=None):
+                 progress_s=1, report=None, timeout_s=None, crypto=True, certs=None):
     """The options after '--' for one role of the contract."""
-    args = ['--ip', GATEWAY_IP[role]]
+    args = ['--ip', GATEWAY_IP[role]] + security_args(role, crypto, certs)
     if role == 'recv':
         args += ['--listen', '--recv-dir', recv_dir, '--once']
     else:
@@ -468,6 +494,8 @@ def transfer(gateway, work, src, src_sha, limit_s, side_cmd, vdev, shconf=False,
     """
     recv_dir = os.path.join(work, 'recv')
     os.makedirs(recv_dir, exist_ok=True)
+    if opts.get('crypto', True) and not opts.get('certs'):
+        opts['certs'] = make_certs(repo_root(), work)
     unique = str(os.getpid())
     # A pipe makes C stdio buffer whole blocks: ask for lines, so "listening" and
     # the progress lines arrive when they are printed.
@@ -659,6 +687,79 @@ def baselines(link, rate_mbit, udp_seconds, tcp_seconds, log_fn, port=5201):
 
 
 # ---------------------------------------------------------------- output
+
+AEAD_BENCH_REL = 'dataplane/crypto/dwcp-aead-bench'
+
+
+def aead_bench(root, gateway, packets=200000):
+    """AES-256-GCM Gbit/s on one core through the gateway's cryptodev path
+    (dwcp-aead-bench from the same build as the gateway): its JSON line."""
+    build = os.path.dirname(os.path.dirname(gateway))
+    tool = os.path.join(build, AEAD_BENCH_REL)
+    if not os.access(tool, os.X_OK):
+        raise Fail(f'no {AEAD_BENCH_REL} beside the gateway in {build}')
+    prefix = f'dwcp-aead-{os.getpid()}'
+    cmd = [tool, '-l', '0', '--no-huge', '--no-pci', '-m', '256', '--no-shconf', '--file-prefix', prefix,
+           '--log-level', 'lib.*:error', '--', '--packets', str(packets)]
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        shutil.rmtree(f'/var/run/dpdk/{prefix}', ignore_errors=True)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode or not lines:
+        raise Fail(f'dwcp-aead-bench failed (exit {r.returncode}): {r.stderr.strip()[-300:]}')
+    return json.loads(lines[-1])
+
+
+def plaintext_hits(pcap, src, max_patterns=200000):
+    """How many lines of the text file src appear verbatim in the capture pcap.
+
+    The capture keeps the first 256 bytes of each frame, so a cleartext DATA packet
+    shows about 180 bytes of the file: every line of 24 characters or more that
+    falls inside is found (grep -F, Aho-Corasick over all patterns at once).
+    Returns (frames captured, capture bytes, hits, patterns used)."""
+    with open(pcap, 'rb') as f:
+        data = f.read()
+    frames = 0
+    off = 24  # pcap global header; each record: 16-byte header, incl_len at +8
+    while off + 16 <= len(data):
+        incl = int.from_bytes(data[off + 8:off + 12], 'little')
+        off += 16 + incl
+        frames += 1
+    patterns = []
+    seen = set()
+    with open(src, 'rb') as f:
+        for line in f:
+            line = line.rstrip(b'\n')
+            if len(line) >= 24 and line not in seen and b'\0' not in line:
+                seen.add(line)
+                patterns.append(line)
+                if len(patterns) >= max_patterns:
+                    break
+    if not patterns:
+        raise Fail(f'{src} has no text lines of 24 characters or more to look for')
+    with tempfile.NamedTemporaryFile('wb', delete=False) as pf:
+        pf.write(b'\n'.join(patterns) + b'\n')
+    try:
+        r = subprocess.run(['grep', '-a', '-o', '-F', '-f', pf.name, pcap], stdout=subprocess.PIPE)
+    finally:
+        os.unlink(pf.name)
+    hits = r.stdout.count(b'\n') if r.returncode == 0 else 0
+    return frames, len(data), hits, len(patterns)
+
+
+def generate_text_file(path, nbytes):
+    """A known text file: numbered lines, each unique, so a capture can be searched for them."""
+    line_no = 0
+    with open(path, 'w') as f:
+        written = 0
+        while written < nbytes:
+            line = f'{line_no:010d} dwcp canary: the quick brown fox jumps over the lazy dog\n'
+            f.write(line)
+            written += len(line)
+            line_no += 1
+    return sha256_file(path)
+
 
 def table(rows, headers):
     """Rows of cells as an aligned text table."""

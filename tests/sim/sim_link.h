@@ -20,6 +20,7 @@
 
 #include "dataplane/amst/chunks.h"
 #include "dataplane/amst/session.h"
+#include "dataplane/crypto/aead.h"
 
 namespace dwcp::sim {
 
@@ -72,12 +73,41 @@ private:
 	LinkStats stats_;
 };
 
+// Packet protection as the workers apply it (dataplane/crypto), with the OpenSSL
+// backend: every packet sealed by its sender and opened by its receiver.
+struct SimSecurity {
+	bool on = false;
+	crypto::Secret forward{};  // the data direction's traffic secret
+	crypto::Secret reverse{};  // the acknowledgements' direction
+	uint64_t key_update_ns = 0; // the sender updates its sending key this often (0: never)
+};
+
+// An attacker on the data direction, between the sender and the link.  For each
+// sealed packet, with these probabilities, it replays a copy up to replay_delay_ns
+// later (so also out of order), adds a forgery (the header with a packet number
+// 2^40 ahead, random body and tag), and tampers with the packet itself: one bit
+// of its body or tag flipped, or its end cut off (the original never arrives).
+// Its packets cross the link like any.
+struct SimAttack {
+	double replay = 0, flip = 0, truncate = 0, forge = 0;
+	uint64_t replay_delay_ns = 300'000'000;
+};
+
+// What the receiving sides' protection decided, and what the attacker sent.
+struct SecurityStats {
+	uint64_t opened = 0, duplicate = 0, too_old = 0, auth_failed = 0, no_key = 0, unprotected = 0;
+	uint64_t key_updates_sent = 0, key_updates_seen = 0;
+	uint64_t replayed = 0, flipped = 0, truncated = 0, forged = 0;
+};
+
 struct TransferConfig {
 	amst::SessionConfig session;  // shared by both ends (session_id, mss, streams, ...)
 	uint32_t chunk_size = 256 * 1024;
 	uint32_t window_chunks = 256;
 	uint64_t rate_ceiling = 0;    // bytes/s for the whole session, 0 = none
 	uint64_t time_limit_ns = 600'000'000'000ull;
+	SimSecurity security;       // on: session.tag_len must be crypto::kTagLen
+	SimAttack attack;           // needs security on
 };
 
 struct TransferResult {
@@ -88,6 +118,7 @@ struct TransferResult {
 	amst::StreamSenderStats sender_streams; // summed over data streams
 	LinkStats forward, reverse;
 	std::vector<std::pair<uint16_t, std::vector<uint8_t>>> ctrl_at_receiver, ctrl_at_sender;
+	SecurityStats security;     // both receiving sides summed
 };
 
 // Moves `object` from a sender to a receiver over `fwd` (data direction) and

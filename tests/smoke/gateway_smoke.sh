@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the real gateway: two dwcp-gateway processes in network namespaces
-# joined by ../shared/wan-link (100 ms RTT, 1 Gbit/s, 1% loss) move a 64 MiB file;
-# then bad command lines must fail cleanly.
+# joined by ../shared/wan-link (100 ms RTT, 1 Gbit/s, 1% loss) move a 64 MiB file
+# over a mutually authenticated, encrypted session while an attacker on the WAN
+# replays, reorders, flips, truncates and forges its packets and floods the
+# receiver with handshakes; then bad command lines must fail cleanly.
 #
 #   tests/smoke/gateway_smoke.sh BUILD/control/dwcp-gateway
 #
@@ -34,6 +36,7 @@ if [[ -z $wan_link ]]; then
 fi
 [[ -x $wan_link ]] || fail "no wan-link at '$wan_link' (set WAN_LINK)"
 command -v python3 >/dev/null || fail "missing python3: apt-get install -y python3"
+command -v openssl >/dev/null || fail "missing openssl: apt-get install -y openssl"
 
 prefix=smk$$
 work=$(mktemp -d /tmp/dwcp-smoke.XXXXXX)
@@ -69,6 +72,22 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 # Prints the last lines of a log, indented, to stderr.
 show() { if [[ -s $1 ]]; then sed 's/^/  | /' "$1" | tail -n "${2:-10}" >&2; fi; }
 
+# Credentials: the operator's CA and one certificate per site; and an intruder's
+# own CA with a certificate that carries site A's name.
+"$top/control/dwcp-certs" --out "$work/certs" site-a.dwcp.test site-b.dwcp.test >/dev/null \
+	|| fail "control/dwcp-certs could not make the test certificates"
+"$top/control/dwcp-certs" --out "$work/intruder" site-a.dwcp.test >/dev/null \
+	|| fail "control/dwcp-certs could not make the intruder's certificates"
+# sec ROLE [CERTDIR]: the security options of the sender (site A) or receiver (site B).
+sec() {
+	local dir=${2:-$work/certs}
+	if [[ $1 == send ]]; then
+		echo "--cert $dir/site-a.dwcp.test.pem --key $dir/site-a.dwcp.test.key --ca $dir/ca.pem --peer-name site-b.dwcp.test"
+	else
+		echo "--cert $dir/site-b.dwcp.test.pem --key $dir/site-b.dwcp.test.key --ca $dir/ca.pem --peer-name site-a.dwcp.test"
+	fi
+}
+
 say "wan-link up --prefix $prefix: 100 ms RTT, 1000 Mbit/s, 1% loss"
 "$wan_link" --prefix "$prefix" up --rtt-ms 100 --rate-mbit 1000 --loss-pct 1 >/dev/null \
 	|| fail "wan-link up --prefix $prefix failed"
@@ -82,7 +101,7 @@ say "source $src sha256 $src_sha"
 
 # shellcheck disable=SC2046,SC2086 # eal and line_buffered print words to split
 ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/recv" --once \
-	--link-mbit 1000 --report-json "$work/recv.json" >"$work/recv.log" 2>"$work/recv.err" &
+	--link-mbit 1000 $(sec recv) --report-json "$work/recv.json" >"$work/recv.log" 2>"$work/recv.err" &
 recv_pid=$!
 pids+=("$recv_pid")
 for _ in $(seq 30); do
@@ -92,10 +111,15 @@ for _ in $(seq 30); do
 done
 grep -q listening "$work/recv.log" || say "receiver printed no 'listening' in 3 s, starting the sender anyway"
 
+# The attacker sits in the WAN namespace (tests/smoke/attacker.py says what it does).
+ip netns exec "$prefix-wan" python3 "$top/tests/smoke/attacker.py" >"$work/attack.json" 2>"$work/attack.err" &
+attack_pid=$!
+pids+=("$attack_pid")
+
 say "sending"
 # shellcheck disable=SC2046,SC2086
 ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
-	--link-mbit 1000 --report-json "$work/send.json" >"$work/send.log" 2>"$work/send.err" &
+	--link-mbit 1000 $(sec send) --report-json "$work/send.json" >"$work/send.log" 2>"$work/send.err" &
 send_pid=$!
 pids+=("$send_pid")
 
@@ -165,23 +189,55 @@ unknown=$(field "$work/recv.json" rx_unknown_session)
 ((bad >= 1140)) || fail "receiver counted $bad bad headers, 1201 garbage datagrams were sent"
 ((unknown >= 570)) || fail "receiver counted $unknown packets of unknown sessions, 600 were sent"
 say "garbage: $bad bad headers and $unknown unknown-session packets dropped and counted"
+
+# Every attack dropped and counted, and the file (checked above) intact.
+wait "$attack_pid" || { show "$work/attack.err"; fail "the attacker failed"; }
+attack() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/attack.json" "$1"; }
+replayed=$(($(attack replayed) + $(attack reordered)))
+broken=$(($(attack bit_flipped) + $(attack truncated) + $(attack forged)))
+flood=$(($(attack flood_no_token) + $(attack flood_forged_token)))
+r=$(field "$work/recv.json" rx_replay); ro=$(field "$work/recv.json" rx_replay_old)
+af=$(field "$work/recv.json" rx_auth_failed)
+lim=$(field "$work/recv.json" rx_initial_limited); tok=$(field "$work/recv.json" rx_bad_token)
+retry=$(field "$work/recv.json" retry_sent); busy=$(field "$work/recv.json" rx_busy)
+say "attacks sent: $(cat "$work/attack.json")"
+say "receiver counted: replay $r, too old $ro, auth failed $af, handshakes limited $lim, bad tokens $tok," \
+	"RETRYs $retry, busy $busy"
+# Forgeries never open.  Every other attack packet is refused either way: an
+# altered copy that arrives before its original fails authentication (and leaves
+# the replay window alone, or the original would be refused and the file would
+# not verify), one that arrives after it is a replay.  A replayed copy whose
+# original the emulator lost (1%) stands in for it: allow 5%.
+((af >= $(attack forged))) || fail "forged: $(attack forged) sent, $af failed authentication"
+((af + r + ro >= (replayed + broken) * 95 / 100)) \
+	|| fail "attacks: $((replayed + broken)) sent, $((af + r + ro)) refused (auth $af, replay $((r + ro)))"
+((lim + tok + retry + busy >= flood)) || fail "handshake flood: $flood sent, $((lim + tok + retry + busy)) counted"
+# The flood from one address earns it at most the limiter's burst of RETRYs, plus
+# one per made-up address (each has a fresh bucket): never one per packet.
+((retry <= 40 + 20 * 5 + $(attack flood_forged_token) + 1)) || fail "handshake flood: $retry RETRYs sent"
+[[ $(field "$work/send.json" crypto) == True ]] || fail "the sender did not seal its packets"
 say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
 	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
 
-# ---- case 1b: two workers a side ----
+# ---- case 1b: two workers a side, with key updates ----
 # Each gateway runs two workers on two af_packet queue pairs (PACKET_FANOUT
 # spreads flows by hash, not by our stream ownership), so streams reach the
-# wrong worker and are handed to their owner over the hand-off rings.
+# wrong worker and are handed to their owner over the hand-off rings.  256 MiB
+# with new keys every 5000 packets (and at most every second): both sides update
+# their sending keys during the transfer without a pause.
+big=$work/interrupted.bin
+head -c $((256 << 20)) /dev/urandom >"$big"
+big_sha=$(sha256sum "$big" | cut -d' ' -f1)
 mkdir "$work/recv_mw"
 # shellcheck disable=SC2046,SC2086
 ip netns exec "$prefix-b" "$gw" $(eal recvmw 0-1 b0),qpairs=2 -- --ip 10.99.0.12 --listen --recv-dir "$work/recv_mw" \
-	--once --link-mbit 1000 --report-json "$work/recv_mw.json" >"$work/recv_mw.log" 2>"$work/recv_mw.err" &
+	--once --link-mbit 1000 $(sec recv) --key-update-packets 5000 --report-json "$work/recv_mw.json" >"$work/recv_mw.log" 2>"$work/recv_mw.err" &
 recv_pid=$!
 pids+=("$recv_pid")
 for _ in $(seq 30); do grep -q listening "$work/recv_mw.log" 2>/dev/null && break; sleep 0.1; done
 # shellcheck disable=SC2046,SC2086
-ip netns exec "$prefix-a" "$gw" $(eal sendmw 0-1 a0),qpairs=2 -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
-	--link-mbit 1000 --streams 8 --report-json "$work/send_mw.json" >"$work/send_mw.log" 2>"$work/send_mw.err" &
+ip netns exec "$prefix-a" "$gw" $(eal sendmw 0-1 a0),qpairs=2 -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$big" \
+	--link-mbit 1000 --streams 8 $(sec send) --key-update-packets 5000 --report-json "$work/send_mw.json" >"$work/send_mw.log" 2>"$work/send_mw.err" &
 send_pid=$!
 pids+=("$send_pid")
 wait_exit "$send_pid" send_mw 90
@@ -190,25 +246,54 @@ wait_exit "$recv_pid" recv_mw 40
 recv_code=$code
 ((send_code == 0 && recv_code == 0)) || { show "$work/send_mw.err"; show "$work/recv_mw.err"; fail "two workers: sender exit $send_code, receiver exit $recv_code"; }
 [[ $(field "$work/recv_mw.json" worker_cores) == 2 ]] || fail "two workers: the receiver ran $(field "$work/recv_mw.json" worker_cores) workers"
-got_sha=$(sha256sum "$work/recv_mw/$(basename "$src")" | cut -d' ' -f1)
-[[ $got_sha == "$src_sha" ]] || fail "two workers: received file has sha256 $got_sha, source has $src_sha"
-say "two workers a side: ok, $(field "$work/recv_mw.json" goodput_mbit) Mbit/s, sha256 match"
+got_sha=$(sha256sum "$work/recv_mw/$(basename "$big")" | cut -d' ' -f1)
+[[ $got_sha == "$big_sha" ]] || fail "two workers: received file has sha256 $got_sha, source has $big_sha"
+(($(field "$work/send_mw.json" key_updates_sent) >= 1)) || fail "two workers: the sender never updated its keys"
+(($(field "$work/recv_mw.json" key_updates_seen) >= 1)) || fail "two workers: the receiver never saw a key update"
+say "two workers a side: ok, $(field "$work/recv_mw.json" goodput_mbit) Mbit/s, sha256 match," \
+	"key updates sent $(field "$work/send_mw.json" key_updates_sent), seen $(field "$work/recv_mw.json" key_updates_seen)"
+
+# ---- case 1c: an intruder with a certificate from another CA ----
+# It carries site A's name but does not chain to the operator's CA: the receiver
+# refuses the handshake, nothing is received, and both sides say why.
+mkdir "$work/recv_in"
+# shellcheck disable=SC2046,SC2086
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/recv_in" \
+	--once $(sec recv) --timeout-s 10 --report-json "$work/recv_in.json" >"$work/recv_in.log" 2>"$work/recv_in.err" &
+recv_pid=$!
+pids+=("$recv_pid")
+for _ in $(seq 30); do grep -q listening "$work/recv_in.log" 2>/dev/null && break; sleep 0.1; done
+code=0
+# shellcheck disable=SC2046
+# It trusts the operator's CA besides its own (so it accepts the receiver): the
+# refusal is the receiver's.
+cat "$work/intruder/ca.pem" "$work/certs/ca.pem" >"$work/intruder/both.pem"
+timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- $(sec send "$work/intruder" | sed "s|$work/intruder/ca.pem|$work/intruder/both.pem|") --ip 10.99.0.11 \
+	--peer 10.99.0.12 --send "$src" --timeout-s 10 >"$work/send_in.log" 2>"$work/send_in.err" || code=$?
+send_code=$code
+wait_exit "$recv_pid" recv_in 30
+((send_code == 1)) || { show "$work/send_in.err"; fail "intruder: sender exit $send_code, expected 1"; }
+((code == 1)) || { show "$work/recv_in.err"; fail "intruder: receiver exit $code, expected 1"; }
+grep -q "TLS handshake.*peer certificate rejected" "$work/recv_in.err" || { show "$work/recv_in.err"; fail "intruder: the receiver does not say it rejected the certificate"; }
+left=$(find "$work/recv_in" -mindepth 1 -printf '%f ')
+[[ -z $left ]] || fail "intruder: files left behind: $left"
+say "intruder: refused: $(grep -m1 'TLS handshake' "$work/recv_in.err")"
+grep -q "dwcp-gateway: TLS handshake" "$work/send_in.err" || { show "$work/send_in.err"; fail "intruder: its own side does not say the handshake failed"; }
+say "intruder: its side: $(grep -m1 'dwcp-gateway:' "$work/send_in.err")"
 
 # ---- case 2: an interrupted transfer leaves nothing that looks complete ----
 # The receiver is stopped (SIGTERM) mid-transfer of a 256 MiB file: it must exit
 # non-zero, and its directory must hold neither the file nor its temporary part.
 # The sender then finds its peer silent and fails too.
-big=$work/interrupted.bin
-head -c $((256 << 20)) /dev/urandom >"$big"
 mkdir "$work/recv2"
 # shellcheck disable=SC2046,SC2086
-ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/recv2" --once \
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- $(sec recv) --ip 10.99.0.12 --listen --recv-dir "$work/recv2" --once \
 	--link-mbit 1000 --report-json "$work/recv2.json" >"$work/recv2.log" 2>"$work/recv2.err" &
 recv_pid=$!
 pids+=("$recv_pid")
 for _ in $(seq 30); do grep -q listening "$work/recv2.log" 2>/dev/null && break; sleep 0.1; done
 # shellcheck disable=SC2046,SC2086
-ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$big" \
+ip netns exec "$prefix-a" $line_buffered "$gw" $(eal send 1 a0) -- $(sec send) --ip 10.99.0.11 --peer 10.99.0.12 --send "$big" \
 	--link-mbit 1000 --timeout-s 3 --report-json "$work/send2.json" >"$work/send2.log" 2>"$work/send2.err" &
 send_pid=$!
 pids+=("$send_pid")
@@ -223,7 +308,7 @@ send_code=$code
 ((send_code != 0)) || fail "sender of an interrupted transfer exited 0"
 left=$(find "$work/recv2" -mindepth 1 -printf '%f ')
 [[ -z $left ]] || fail "interrupted transfer left files behind: $left"
-say "interrupted: receiver exit $recv_code, sender exit $send_code ($(tail -n1 "$work/send2.err")), nothing left behind"
+say "interrupted: receiver exit $recv_code, sender exit $send_code ($(grep -m1 'dwcp-gateway:' "$work/send2.err")), nothing left behind"
 
 # ---- case 3: a disk too small for the object ----
 # The receiver refuses it at the hello (statvfs, then fallocate), the sender
@@ -232,14 +317,14 @@ mkdir "$work/small"
 mount -t tmpfs -o size=16m dwcp-smoke "$work/small" || fail "cannot mount a 16 MiB tmpfs for the full-disk case"
 small_cleanup() { umount "$work/small" 2>/dev/null || true; }
 # shellcheck disable=SC2046,SC2086
-ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --recv-dir "$work/small" --once \
+ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- $(sec recv) --ip 10.99.0.12 --listen --recv-dir "$work/small" --once \
 	>"$work/recv3.log" 2>"$work/recv3.err" &
 recv_pid=$!
 pids+=("$recv_pid")
 for _ in $(seq 30); do grep -q listening "$work/recv3.log" 2>/dev/null && break; sleep 0.1; done
 code=0
 # shellcheck disable=SC2046
-timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
+timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- $(sec send) --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
 	--timeout-s 10 >"$work/send3.log" 2>"$work/send3.err" || code=$?
 wait_exit "$recv_pid" recv3 30
 left=$(find "$work/small" -mindepth 1 -printf '%f ')
@@ -252,7 +337,7 @@ say "full disk: sender exit 1: $(grep 'no space' "$work/send3.err" | head -n1)"
 # ---- case 4: a peer that is not there ----
 code=0
 # shellcheck disable=SC2046
-timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.99 --send "$src" \
+timeout 60 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- $(sec send) --ip 10.99.0.11 --peer 10.99.0.99 --send "$src" \
 	--timeout-s 5 >"$work/unreach.log" 2>"$work/unreach.err" || code=$?
 ((code == 1)) || { show "$work/unreach.err"; fail "unreachable peer: exit $code, expected 1"; }
 grep -q "10.99.0.99 unreachable" "$work/unreach.err" || { show "$work/unreach.err"; fail "unreachable peer: no error naming it"; }
@@ -278,5 +363,9 @@ bad_args() { # name expected-word gateway-options...
 bad_args "missing --ip" "--ip" --listen --recv-dir "$work/recv" --once
 bad_args "unknown option" "--no-such-option" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" --no-such-option
 bad_args "unknown --cc" "vegas" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" --cc vegas
+bad_args "no credentials" "--cert" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src"
+# shellcheck disable=SC2046
+bad_args "missing certificate" "$work/certs/nope.pem" --ip 10.99.0.11 --peer 10.99.0.12 --send "$src" \
+	$(sec send | sed "s|$work/certs/site-a.dwcp.test.pem|$work/certs/nope.pem|")
 
 say "PASS"
