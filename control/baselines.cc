@@ -178,6 +178,40 @@ std::string BaselineStore::verify(const Baseline &b) const
 	return "";
 }
 
+namespace {
+
+// The file's identity and times, and the digest it was checked against.
+std::string stamp_of(const struct stat &st, const Sha256 &sha)
+{
+	char b[256];
+	snprintf(b, sizeof(b), "%s %" PRIu64 " %" PRIu64 " %" PRId64 ".%09ld %" PRId64 ".%09ld\n", to_hex(sha).c_str(),
+		 uint64_t(st.st_ino), uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec), st.st_mtim.tv_nsec,
+		 int64_t(st.st_ctim.tv_sec), st.st_ctim.tv_nsec);
+	return b;
+}
+
+} // namespace
+
+std::string BaselineStore::check(const Baseline &b) const
+{
+	struct stat st;
+	if (stat(b.path.c_str(), &st) != 0)
+		return label(b.object, b.version) + ": " + errno_text();
+	std::string now = stamp_of(st, b.sha256), stamp_path = b.path + ".checked";
+	if (FILE *f = fopen(stamp_path.c_str(), "r")) {
+		char line[256] = {};
+		bool same = fgets(line, sizeof(line), f) && now == line;
+		fclose(f);
+		if (same)
+			return "";
+	}
+	if (std::string e = verify(b); !e.empty())
+		return e;
+	// A stamp that cannot be written only costs the next check a re-read.
+	(void)write_atomic(stamp_path, now);
+	return "";
+}
+
 std::string BaselineStore::adopt(const std::string &object, uint64_t version, const std::string &src,
 				 const Sha256 &sha256, Baseline *out)
 {
@@ -201,6 +235,10 @@ std::string BaselineStore::adopt(const std::string &object, uint64_t version, co
 		unlink(path.c_str());
 		return e;
 	}
+	// The copy was made from a file whose digest the caller verified: stamp it.
+	struct stat cst;
+	if (stat(path.c_str(), &cst) == 0)
+		(void)write_atomic(path + ".checked", stamp_of(cst, sha256));
 	if (out)
 		*out = Baseline{.object = object, .version = version, .size = uint64_t(st.st_size), .sha256 = sha256, .path = path};
 	return "";
@@ -213,6 +251,7 @@ std::string BaselineStore::prune(const std::string &object, unsigned keep)
 		// Record first: without it the version no longer exists for the store.
 		if (unlink((v[i].path + ".sha256").c_str()) != 0 || unlink(v[i].path.c_str()) != 0)
 			return "cannot remove " + label(object, v[i].version) + ": " + errno_text();
+		unlink((v[i].path + ".checked").c_str());
 	}
 	return "";
 }

@@ -47,6 +47,14 @@ public:
 	// ("baseline vm.img@3: sha256 mismatch (file changed since it was recorded)").
 	[[nodiscard]] std::string verify(const Baseline &b) const;
 
+	// verify(), but only when the file changed since it last passed: a stamp
+	// "O@V.checked" keeps the digest it matched and the inode, size, mtime and
+	// ctime the file had then, and while they match the baseline counts as checked
+	// without reading it (a 4 GiB baseline costs seconds to hash).  Anything written to the file through the
+	// filesystem moves its ctime; what the stamp cannot see (bits rotting in place)
+	// the receiver's whole-object SHA-256 still refuses.
+	[[nodiscard]] std::string check(const Baseline &b) const;
+
 	// Makes a copy of `src` (whose digest the caller verified) version `version`
 	// of `object`: a copy-on-write clone where the filesystem can, else a copy, so
 	// later changes to src never reach the baseline.  An existing version is never

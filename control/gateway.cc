@@ -23,6 +23,7 @@
 #include <rte_ring.h>
 
 #include "control/autotune.h"
+#include "control/baselines.h"
 #include "control/initial_channel.h"
 #include "control/messages.h"
 #include "control/objects.h"
@@ -30,6 +31,7 @@
 #include "dataplane/amst/session.h"
 #include "dataplane/amst/wire.h"
 #include "dataplane/crypto/aead.h"
+#include "dataplane/hde/tier.h"
 #include "dataplane/worker.h"
 #include "drivers/port.h"
 #include "hugepages/plan.h"
@@ -153,7 +155,7 @@ const char *usage()
 	       "         [--streams N|auto] [--max-streams N] [--window-chunks N]\n"
 	       "         [--progress-s S] [--report-json FILE] [--timeout-s S]\n"
 	       "         [--crypto on|off] --cert FILE --key FILE --ca FILE --peer-name NAME\n"
-	       "         [--key-update-packets N] [--key-update-s S]\n"
+	       "         [--key-update-packets N] [--key-update-s S] [--baseline-dir DIR] [--config FILE]\n"
 	       "  --config FILE        more options from FILE, one a line without the dashes ('cert /etc/dwcp/a.pem')\n"
 	       "  --ip ADDR            this gateway's IPv4 address on the port\n"
 	       "  --port N             UDP port, ours and the peer's (default 7470)\n"
@@ -174,6 +176,9 @@ const char *usage()
 	       "  --peer-name NAME     the name the peer's certificate must carry\n"
 	       "  --key-update-packets N   new packet keys after N packets each way (default 8388608)\n"
 	       "  --key-update-s S     and at least every S seconds (default 3600)\n"
+	       "  --baseline-dir DIR   keep the versions sent or received in DIR; the next transfer of the same\n"
+	       "                       name sends only what changed against the newest version both sides hold\n"
+	       "  --baseline-keep N    versions kept per object (default 2)\n"
 	       "  control/dwcp-certs makes a test CA and gateway certificates.\n";
 }
 
@@ -364,6 +369,17 @@ std::string parse_list(const std::vector<std::string> &args, GatewayOptions *o, 
 			if (!parse_uint(v, 1000, 1ull << 23, &n))
 				return "--key-update-packets: '" + v + "' is not a count in 1000..8388608 (AES-GCM's limit per key)";
 			o->key_update_packets = n;
+		} else if (a == "--baseline-dir") {
+			if (!(err = value(&o->baseline_dir)).empty())
+				return err;
+			if (o->baseline_dir.empty())
+				return "--baseline-dir needs a directory";
+		} else if (a == "--baseline-keep") {
+			if (!(err = value(&v)).empty())
+				return err;
+			if (!parse_uint(v, 1, 1000, &n))
+				return "--baseline-keep: '" + v + "' is not a count in 1..1000";
+			o->baseline_keep = unsigned(n);
 		} else if (a == "--key-update-s") {
 			if (!(err = value(&v)).empty())
 				return err;
@@ -521,10 +537,28 @@ private:
 	uint64_t handshake_ns_ = 0, key_updates_ = 0, last_key_update_ns_ = 0, key_update_tx_ = 0;
 	std::string tls_peer_;
 	std::string aead_name_;
+	// deltas
+	BaselineStore store_;
+	bool have_base_ = false;       // sender: a baseline to offer; receiver: the one accepted
+	Baseline base_;
+	std::unique_ptr<MappedFile> base_map_;
+	std::unique_ptr<hde::BaselineIndex> base_index_;
+	std::thread index_thread_;
+	std::unique_ptr<EncodedSource> encoded_;
+	hde::TierPolicy tier_policy_;
+	uint64_t new_version_ = 0, delta_base_ = 0;
+	uint64_t last_enc_in_ = 0, last_enc_ns_ = 0, last_tier_ns_ = 0;
+	uint64_t encoded_bytes_ = 0; // chunk payload bytes sent or received (encoded or raw)
+	std::string baseline_note_;    // what happened to the baseline store, for the report
+	std::string open_baselines_sender();
+	void adopt_baseline(const std::string &path);
+	void tune_tier();
 };
 
 Gateway::~Gateway()
 {
+	if (index_thread_.joinable())
+		index_thread_.join();
 	workers_.clear(); // their Aeads free the cryptodev sessions
 	// EAL cleanup closes every device and complains about a running cryptodev.
 	if (crypto_dev_ >= 0)
@@ -952,6 +986,13 @@ void Gateway::report(bool ok, const std::string &error)
 			       secs, goodput, to_hex(sha_).c_str(), streams_, streams_initial_, streams_reason_.c_str(),
 			       srtt / 1e6, minrtt / 1e6, sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, chunk_size_,
 			       window_, workers_.size());
+		if (ok && !o_.baseline_dir.empty())
+			printf("  baseline: %s%s\n", baseline_note_.c_str(),
+			       delta_base_ && encoded_bytes_
+				       ? (", " + std::to_string(encoded_bytes_) + " bytes for " + std::to_string(object_size_) +
+					  " (" + std::to_string(double(object_size_) / double(encoded_bytes_)).substr(0, 6) + "x)")
+						 .c_str()
+				       : "");
 		if (o_.crypto)
 			printf("  security: TLS 1.3 peer '%s' (handshake %.1f ms%s), AES-256-GCM on %" PRIu64 " sealed / %" PRIu64
 			       " opened packets, key updates %" PRIu64 " sent / %" PRIu64 " seen\n"
@@ -967,7 +1008,8 @@ void Gateway::report(bool ok, const std::string &error)
 	}
 	if (o_.report_json.empty())
 		return;
-	char buf[6144];
+	uint64_t payload = encoded_bytes_ ? encoded_bytes_ : (ok ? object_size_ : 0);
+	char buf[8192];
 	snprintf(buf, sizeof(buf),
 		 "{\"role\": \"%s\", \"ok\": %s, \"error\": %s, \"file\": %s, \"bytes\": %" PRIu64 ", \"sha256\": \"%s\", "
 		 "\"first_packet_ns\": %" PRIu64 ", \"done_ns\": %" PRIu64 ", \"seconds\": %.6f, \"goodput_mbit\": %.3f, "
@@ -982,7 +1024,9 @@ void Gateway::report(bool ok, const std::string &error)
 		 ", \"key_updates_seen\": %" PRIu64 ", \"rx_auth_failed\": %" PRIu64 ", \"rx_replay\": %" PRIu64
 		 ", \"rx_replay_old\": %" PRIu64 ", \"rx_unprotected\": %" PRIu64 ", \"rx_no_key\": %" PRIu64
 		 ", \"rx_bad_initial\": %" PRIu64 ", \"rx_bad_token\": %" PRIu64 ", \"rx_initial_limited\": %" PRIu64
-		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 "}\n",
+		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 ", \"delta\": %s, \"base_version\": %" PRIu64
+		 ", \"new_version\": %" PRIu64 ", \"payload_bytes\": %" PRIu64 ", \"delta_ratio\": %.3f, \"tier\": %s"
+		 ", \"baseline\": %s}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
@@ -991,7 +1035,9 @@ void Gateway::report(bool ok, const std::string &error)
 		 refused_first_packets_, o_.crypto ? "true" : "false", json_str(aead_name_).c_str(), json_str(tls_peer_).c_str(),
 		 handshake_ns_ / 1e6, ic_ && ic_->retried() ? "true" : "false", t.sealed, t.opened, t.tx_key_gen, t.rx_key_gen,
 		 t.auth_failed, t.replay, t.replay_old, t.unprotected, t.no_key, t.bad_initial, t.bad_token, t.initial_limited,
-		 t.busy, t.retry_sent);
+		 t.busy, t.retry_sent, delta_base_ ? "true" : "false", delta_base_, new_version_, payload,
+		 payload ? double(object_size_) / double(payload) : 0.0,
+		 encoded_ ? json_str(hde::tier_name(encoded_->tier())).c_str() : "null", json_str(baseline_note_).c_str());
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -1066,6 +1112,77 @@ std::string Gateway::await_reply(MsgType want, const char *what, uint64_t since_
 	}
 }
 
+// ---------------------------------------------------------------- deltas
+
+std::string Gateway::open_baselines_sender()
+{
+	if (std::string e = store_.open(o_.baseline_dir, true); !e.empty())
+		return e;
+	Baseline b;
+	if (!store_.latest(object_name_, &b)) {
+		new_version_ = 1;
+		baseline_note_ = "no baseline of '" + object_name_ + "' yet: whole transfer";
+		return "";
+	}
+	new_version_ = b.version + 1;
+	auto map = std::make_unique<MappedFile>();
+	std::string e = store_.check(b);
+	if (e.empty())
+		e = map->open(b.path);
+	if (!e.empty()) {
+		// A baseline that is not what its record says is never used: whole transfer.
+		baseline_note_ = e + ": not offered";
+		fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
+		return "";
+	}
+	have_base_ = true;
+	base_ = b;
+	base_map_ = std::move(map);
+	// The index takes a while on a large baseline: build it while the peer is found
+	// and the session set up.
+	index_thread_ = std::thread([this] {
+		hde::BaselineIndex::Options opt;
+		base_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256), opt);
+	});
+	return "";
+}
+
+void Gateway::adopt_baseline(const std::string &path)
+{
+	if (o_.baseline_dir.empty() || !new_version_)
+		return;
+	Baseline b;
+	std::string e = store_.adopt(object_name_, new_version_, path, sha_, &b);
+	if (e.empty())
+		e = store_.prune(object_name_, o_.baseline_keep);
+	if (!e.empty()) {
+		baseline_note_ = "not recorded as a baseline: " + e;
+		fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
+		return;
+	}
+	printf("baseline: '%s' version %" PRIu64 " recorded in %s\n", object_name_.c_str(), new_version_,
+	       o_.baseline_dir.c_str());
+	fflush(stdout);
+}
+
+// Compression must never slow a transfer down: the policy lowers the tier while
+// the encoders (all workers) produce less than the link could carry.
+void Gateway::tune_tier()
+{
+	uint64_t now = mono_ns();
+	if (!encoded_ || now < last_tier_ns_ + 200'000'000)
+		return;
+	last_tier_ns_ = now;
+	uint64_t in = encoded_->bytes_in(), ns = encoded_->encode_ns(), out = encoded_->bytes_out();
+	if (ns > last_enc_ns_ && in > last_enc_in_) {
+		double per_core = double(in - last_enc_in_) / (double(ns - last_enc_ns_) / 1e9);
+		tier_policy_.observe_throughput(per_core * double(workers_.size()), double(ceiling_),
+						out ? double(in) / double(out) : 1.0);
+		encoded_->set_tier(tier_policy_.tier());
+	}
+	last_enc_in_ = in, last_enc_ns_ = ns;
+}
+
 int Gateway::control_sender()
 {
 	auto fail = [&](const std::string &e) {
@@ -1083,6 +1200,12 @@ int Gateway::control_sender()
 	if (std::string why = check_object_name(object_name_); !why.empty()) {
 		err_ = "--send: the file name '" + object_name_ + "' cannot be sent: " + why;
 		return 2;
+	}
+	if (!o_.baseline_dir.empty()) {
+		if (std::string e = open_baselines_sender(); !e.empty()) {
+			err_ = "--baseline-dir: " + e;
+			return 2;
+		}
 	}
 	if (!o_.link_mbit) {
 		rte_eth_link link{};
@@ -1148,7 +1271,9 @@ int Gateway::control_sender()
 		    .link_bps = link_bps,
 		    .rx_queues = uint16_t(workers_.size()),
 		    .reta_size = port_.reta_size,
-		    .rss = port_.rss_hf != 0};
+		    .rss = port_.rss_hf != 0,
+		    .base_version = have_base_ ? base_.version : 0,
+		    .base_sha = have_base_ ? base_.sha256 : Sha256{}};
 	auto hb = std::make_shared<std::vector<uint8_t>>(encode(hello));
 	auto s0 = sessions_[0];
 	uint64_t hello_ns = mono_ns();
@@ -1163,8 +1288,15 @@ int Gateway::control_sender()
 		return fail("peer sent a malformed " + e);
 	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - hello_ns, 1'000'000);
 
-	// 4. Begin: chunk size from the measured RTT, the window the receiver offers.
+	// 4. Begin: chunk size from the measured RTT, the window the receiver offers;
+	// HDE deltas when the receiver holds the baseline offered.
+	bool delta = have_base_ && acc.base_version == base_.version;
+	if (have_base_ && !delta)
+		baseline_note_ = "peer does not hold '" + object_name_ + "' version " + std::to_string(base_.version) +
+				 ": whole transfer";
 	chunk_size_ = amst::chunk_size_for(hello_rtt_ns_, link_bps / 8, mss_);
+	if (delta) // HDE cuts chunks into 4 KiB blocks
+		chunk_size_ = std::max<uint32_t>(4096, chunk_size_ / 4096 * 4096);
 	nb_chunks_ = amst::nb_chunks_for(object_size_, chunk_size_);
 	window_ = acc.window_chunks;
 	source_->set_chunk_size(chunk_size_);
@@ -1190,11 +1322,28 @@ int Gateway::control_sender()
 	}
 	ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;
 	steer_ports(path_.get(), o_.ip, acc.rx_queues, acc.reta_size, acc.rss);
-	auto bb = std::make_shared<std::vector<uint8_t>>(encode(Begin{.chunk_size = chunk_size_, .nb_chunks = nb_chunks_}));
+	amst::ChunkProvider *provider = source_.get();
+	if (delta) {
+		index_thread_.join();
+		delta_base_ = base_.version;
+		tier_policy_.observe_rtt(hello_rtt_ns_ / 1000);
+		encoded_ = std::make_unique<EncodedSource>();
+		if (std::string e = encoded_->start(source_.get(), chunk_size_, nb_chunks_, window_, base_index_.get(),
+						    tier_policy_.tier(), lcores_);
+		    !e.empty())
+			return fail(e);
+		provider = encoded_.get();
+		baseline_note_ = "delta against version " + std::to_string(base_.version);
+	}
+	auto bb = std::make_shared<std::vector<uint8_t>>(encode(Begin{.chunk_size = chunk_size_,
+									.nb_chunks = nb_chunks_,
+									.encoding = delta ? ChunkEncoding::hde : ChunkEncoding::raw,
+									.base_version = delta ? base_.version : 0,
+									.new_version = new_version_}));
 	w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
 	if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
 		return fail(e);
-	publish_streams(sched_.get(), source_.get());
+	publish_streams(sched_.get(), provider);
 
 	// 5. Run: tune, report progress, send the digest when the hash is done, wait for
 	// the receiver's verdict.
@@ -1234,6 +1383,9 @@ int Gateway::control_sender()
 			while (mono_ns() < until && !(workers_[0]->snapshot().closed))
 				std::this_thread::sleep_for(std::chrono::milliseconds(1));
 			ok_ = true;
+			if (encoded_)
+				encoded_bytes_ = encoded_->bytes_out();
+			adopt_baseline(file_path_);
 			return 0;
 		}
 		Totals t = totals();
@@ -1258,6 +1410,7 @@ int Gateway::control_sender()
 			if (tuner_->settled_streams() == streams_ && !tuner_->last_reason().empty())
 				streams_reason_ = tuner_->last_reason();
 		}
+		tune_tier();
 		progress_sender(now, false);
 		std::this_thread::sleep_for(std::chrono::milliseconds(2));
 	}
@@ -1277,6 +1430,12 @@ int Gateway::control_receiver()
 		return 2;
 	}
 	window_ = o_.window_chunks ? o_.window_chunks : 512;
+	if (!o_.baseline_dir.empty()) {
+		if (std::string e = store_.open(o_.baseline_dir, true); !e.empty()) {
+			err_ = "--baseline-dir: " + e;
+			return 2;
+		}
+	}
 	printf("listening on %s:%u (%s, %zu worker core(s)), receiving into %s\n", ip_str(o_.ip).c_str(), o_.udp_port,
 	       port_.label().c_str(), workers_.size(), o_.recv_dir.c_str());
 	fflush(stdout);
@@ -1391,10 +1550,33 @@ int Gateway::control_receiver()
 						       peer.c_str());
 						fflush(stdout);
 						steer_ports(path_.get(), o_.ip, hello.rx_queues, hello.reta_size, hello.rss);
+						// The sender's baseline, if this side holds the same version with
+						// the same digest and its file still is what was recorded.
+						if (!o_.baseline_dir.empty() && hello.base_version) {
+							baseline_note_ = "no '" + hello.name + "' version " +
+									 std::to_string(hello.base_version) + " here: whole transfer";
+							for (const Baseline &b : store_.list(hello.name)) {
+								if (b.version != hello.base_version || b.sha256 != hello.base_sha)
+									continue;
+								auto map = std::make_unique<MappedFile>();
+								std::string e = store_.check(b);
+								if (e.empty())
+									e = map->open(b.path);
+								if (!e.empty()) {
+									baseline_note_ = e + ": not used, whole transfer";
+									fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
+									break;
+								}
+								have_base_ = true;
+								base_ = b;
+								base_map_ = std::move(map);
+							}
+						}
 						send(MsgType::accept, encode(Accept{.window_chunks = window_,
 										    .rx_queues = uint16_t(workers_.size()),
 										    .reta_size = port_.reta_size,
-										    .rss = port_.rss_hf != 0}));
+										    .rss = port_.rss_hf != 0,
+										    .base_version = have_base_ ? base_.version : 0}));
 						break;
 					}
 					case MsgType::begin: {
@@ -1403,12 +1585,20 @@ int Gateway::control_receiver()
 						Begin b;
 						std::string err = decode(e->body, &b);
 						if (err.empty())
-							err = check_begin(b, hello);
+							err = check_begin(b, hello, have_base_ ? base_.version : 0);
 						if (!err.empty())
 							return reject(RejectCode::bad_request, err);
 						have_begin = true;
 						chunk_size_ = b.chunk_size;
 						nb_chunks_ = b.nb_chunks;
+						new_version_ = o_.baseline_dir.empty() ? 0 : b.new_version;
+						delta_base_ = b.base_version;
+						if (b.encoding == ChunkEncoding::hde)
+							sink_->expect_encoded(
+								delta_base_ ? base_map_->bytes() : std::span<const uint8_t>{},
+								delta_base_ ? hde::baseline_tag(base_.sha256) : 0);
+						if (delta_base_)
+							baseline_note_ = "delta against version " + std::to_string(delta_base_);
 						assembler_ = std::make_unique<amst::ChunkAssembler>(nb_chunks_, window_, hello.mss, sink_.get());
 						if (std::string e2 = sink_->start(chunk_size_, nb_chunks_, window_, port_.socket_id,
 										  assembler_.get());
@@ -1457,9 +1647,11 @@ int Gateway::control_receiver()
 						return 1;
 					}
 					ok_ = true;
+					encoded_bytes_ = sink_->bytes_received();
 					send(MsgType::result, encode(Result{.ok = true, .bytes = object_size_, .detail = file_path_}));
 					// The file is safe; the verdict gets a few seconds to reach the sender.
 					wait_ctrl_flushed(std::min(o_.timeout_s, 5.0));
+					adopt_baseline(file_path_);
 					return 0;
 				}
 				if (peer_silent(totals().rx_packets, now)) {
@@ -1492,6 +1684,10 @@ int Gateway::control_receiver()
 		last_progress_ns_ = last_bytes_ = 0;
 		ic_.reset();
 		keys_ = confirmed_ = false;
+		have_base_ = false;
+		base_map_.reset();
+		new_version_ = delta_base_ = encoded_bytes_ = 0;
+		baseline_note_.clear();
 		handshake_ns_ = key_updates_ = 0;
 		tls_peer_.clear();
 		printf("listening on %s:%u\n", ip_str(o_.ip).c_str(), o_.udp_port);

@@ -42,6 +42,11 @@ struct GatewayOptions {
 	TlsConfig tls;
 	uint64_t key_update_packets = 1ull << 23; // AES-GCM's per-key packet budget (RFC 9001 6.6)
 	double key_update_s = 3600;
+	// Deltas: the versions of each object sent or received are kept here, and the
+	// next transfer of the same name sends only what changed against the newest
+	// version both sides hold (HDE).  Empty: every transfer is whole.
+	std::string baseline_dir;
+	unsigned baseline_keep = 2; // versions kept per object
 	// Operator
 	double progress_s = 1;
 	std::string report_json;

@@ -136,6 +136,8 @@ std::vector<uint8_t> encode(const Hello &m)
 	w.u16(m.rx_queues);
 	w.u16(m.reta_size);
 	w.u8(m.rss);
+	w.u64(m.base_version);
+	w.bytes(m.base_sha);
 	return b;
 }
 
@@ -147,6 +149,7 @@ std::vector<uint8_t> encode(const Accept &m)
 	w.u16(m.rx_queues);
 	w.u16(m.reta_size);
 	w.u8(m.rss);
+	w.u64(m.base_version);
 	return b;
 }
 
@@ -165,6 +168,9 @@ std::vector<uint8_t> encode(const Begin &m)
 	Writer w(&b);
 	w.u32(m.chunk_size);
 	w.u32(m.nb_chunks);
+	w.u8(uint8_t(m.encoding));
+	w.u64(m.base_version);
+	w.u64(m.new_version);
 	return b;
 }
 
@@ -208,6 +214,8 @@ std::string decode(std::span<const uint8_t> b, Hello *m)
 	m->reta_size = uint16_t(r.uint("reta_size", 2));
 	uint8_t rss = uint8_t(r.uint("rss", 1));
 	m->rss = rss == 1;
+	m->base_version = r.uint("base_version", 8);
+	r.bytes("base_sha", m->base_sha);
 	std::string err = r.finish();
 	if (!err.empty())
 		return err;
@@ -229,6 +237,7 @@ std::string decode(std::span<const uint8_t> b, Accept *m)
 	m->reta_size = uint16_t(r.uint("reta_size", 2));
 	uint8_t rss = uint8_t(r.uint("rss", 1));
 	m->rss = rss == 1;
+	m->base_version = r.uint("base_version", 8);
 	std::string err = r.finish();
 	if (!err.empty())
 		return err;
@@ -251,6 +260,12 @@ std::string decode(std::span<const uint8_t> b, Begin *m)
 	Reader r(b, "begin");
 	m->chunk_size = uint32_t(r.uint("chunk_size", 4));
 	m->nb_chunks = uint32_t(r.uint("nb_chunks", 4));
+	uint8_t enc = uint8_t(r.uint("encoding", 1));
+	m->encoding = ChunkEncoding(enc);
+	m->base_version = r.uint("base_version", 8);
+	m->new_version = r.uint("new_version", 8);
+	if (enc > uint8_t(ChunkEncoding::hde))
+		r.fail("encoding", std::to_string(enc) + " is not 0 (raw) or 1 (hde)");
 	return r.finish();
 }
 
@@ -316,14 +331,24 @@ std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out)
 	return decode(f.data.subspan(6, len), out);
 }
 
-std::string check_begin(const Begin &b, const Hello &h)
+std::string check_begin(const Begin &b, const Hello &h, uint64_t accepted_base)
 {
 	if (b.chunk_size < h.mss || b.chunk_size > amst::kMaxChunkSize)
 		return "begin: chunk_size " + std::to_string(b.chunk_size) + " is not in " + std::to_string(h.mss) +
 		       ".." + std::to_string(amst::kMaxChunkSize);
-	if (b.chunk_size % h.mss)
+	// Raw chunks fill whole packets; HDE cuts the object into 4 KiB blocks.
+	if (b.encoding == ChunkEncoding::raw && b.chunk_size % h.mss)
 		return "begin: chunk_size " + std::to_string(b.chunk_size) + " is not a multiple of the mss " +
 		       std::to_string(h.mss);
+	if (b.encoding == ChunkEncoding::hde && b.chunk_size % 4096)
+		return "begin: chunk_size " + std::to_string(b.chunk_size) + " of HDE chunks is not a multiple of 4096";
+	if (b.base_version && (b.encoding != ChunkEncoding::hde || b.base_version != accepted_base))
+		return "begin: baseline version " + std::to_string(b.base_version) +
+		       (accepted_base ? " is not the one accepted (" + std::to_string(accepted_base) + ")"
+				      : " was not accepted");
+	if (b.new_version && b.new_version <= b.base_version)
+		return "begin: new version " + std::to_string(b.new_version) + " is not after the baseline's " +
+		       std::to_string(b.base_version);
 	uint64_t want = (h.size + b.chunk_size - 1) / b.chunk_size;
 	if (want > UINT32_MAX - 1 || b.nb_chunks != want)
 		return "begin: nb_chunks " + std::to_string(b.nb_chunks) + " does not cover " + std::to_string(h.size) +

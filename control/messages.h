@@ -4,9 +4,13 @@
 // run it and end it.
 //
 //   sender                                   receiver
-//   HELLO  object name, size, limits   ->
-//                                      <-    ACCEPT window, queues   (or REJECT why)
-//   BEGIN  chunk size, chunk count     ->    (chunk size needs the RTT the hello measured)
+//   HELLO  object name, size, limits,  ->
+//          the baseline it holds
+//                                      <-    ACCEPT window, queues, whether it holds
+//                                            that baseline too   (or REJECT why)
+//   BEGIN  chunk size, chunk count,    ->    (chunk size needs the RTT the hello measured)
+//          raw or HDE-encoded chunks,
+//          baseline, the new version
 //                                      <-    READY (every worker holds the assembler: data
 //                                            sent earlier would be dropped, and a first
 //                                            round of drops reads as heavy loss to BBR)
@@ -53,6 +57,10 @@ struct Hello {
 	uint16_t rx_queues = 1;   // the sender's RX queues and RSS table, so the receiver can
 	uint16_t reta_size = 0;   // steer each stream's ACKs to the sender worker that owns it
 	bool rss = false;
+	// The newest baseline of this object the sender holds (its baseline store,
+	// control/baselines.h): version 0 when none.
+	uint64_t base_version = 0;
+	Sha256 base_sha{};
 };
 
 struct Accept {
@@ -60,6 +68,9 @@ struct Accept {
 	uint16_t rx_queues = 1;
 	uint16_t reta_size = 0;
 	bool rss = false;
+	// The hello's base_version when the receiver holds that version with the same
+	// digest (and checked its file), else 0: the sender may send deltas against it.
+	uint64_t base_version = 0;
 };
 
 enum class RejectCode : uint16_t {
@@ -75,9 +86,17 @@ struct Reject {
 	std::string reason;
 };
 
+enum class ChunkEncoding : uint8_t {
+	raw = 0, // a chunk's payload is its bytes
+	hde = 1, // an HDE encoded chunk (dataplane/hde/block_delta.h), against the baseline if any
+};
+
 struct Begin {
 	uint32_t chunk_size = 0;
 	uint32_t nb_chunks = 0;
+	ChunkEncoding encoding = ChunkEncoding::raw;
+	uint64_t base_version = 0; // hde: the baseline the chunks are encoded against (0: none)
+	uint64_t new_version = 0;  // the version both sides record the object as once verified (0: none)
 };
 
 struct Digest {
@@ -117,7 +136,7 @@ std::string check_object_name(const std::string &name);
 // Returns "" with *out filled, or why not.
 [[nodiscard]] std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out);
 
-// Checks a BEGIN against the HELLO it follows.
-std::string check_begin(const Begin &b, const Hello &h);
+// Checks a BEGIN against the HELLO it follows and the baseline the ACCEPT offered.
+[[nodiscard]] std::string check_begin(const Begin &b, const Hello &h, uint64_t accepted_base = 0);
 
 } // namespace dwcp::control

@@ -11,7 +11,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <chrono>
+
+#include <rte_debug.h>
 #include <rte_errno.h>
+#include <rte_lcore.h>
 #include <rte_malloc.h>
 
 namespace dwcp::control {
@@ -29,31 +33,17 @@ SourceFile::~SourceFile()
 	stop_.store(true);
 	if (hasher_.joinable())
 		hasher_.join();
-	if (map_)
-		munmap(const_cast<uint8_t *>(map_), size_);
-	if (fd_ >= 0)
-		close(fd_);
 }
 
 std::string SourceFile::open(const std::string &path)
 {
 	path_ = path;
-	fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd_ < 0)
-		return "cannot open '" + path + "': " + errno_text(errno);
-	struct stat st;
-	if (fstat(fd_, &st) != 0)
-		return "cannot stat '" + path + "': " + errno_text(errno);
-	if (!S_ISREG(st.st_mode))
-		return "'" + path + "' is not a regular file";
-	size_ = uint64_t(st.st_size);
-	if (size_) {
-		void *m = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
-		if (m == MAP_FAILED)
-			return "cannot map '" + path + "': " + errno_text(errno);
-		map_ = static_cast<const uint8_t *>(m);
-		madvise(m, size_, MADV_SEQUENTIAL);
-	}
+	if (std::string e = file_.open(path); !e.empty())
+		return e;
+	map_ = file_.bytes().data();
+	size_ = file_.bytes().size();
+	if (size_)
+		madvise(const_cast<uint8_t *>(map_), size_, MADV_SEQUENTIAL);
 	hasher_ = std::thread([this] { hash_thread(); });
 	return "";
 }
@@ -85,7 +75,7 @@ void SourceFile::hash_thread()
 	// that shrank would have faulted above.  Check the size once more for a clear
 	// error instead of a mismatch.
 	struct stat st;
-	if (fstat(fd_, &st) == 0 && uint64_t(st.st_size) != size_) {
+	if (fstat(file_.fd(), &st) == 0 && uint64_t(st.st_size) != size_) {
 		hash_error_ = "'" + path_ + "' changed size while being sent (" + std::to_string(size_) + " -> " +
 			      std::to_string(st.st_size) + " bytes)";
 		hash_state_.store(2, std::memory_order_release);
@@ -93,6 +83,114 @@ void SourceFile::hash_thread()
 	}
 	md.final(&digest_);
 	hash_state_.store(1, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------- baseline mapping
+
+MappedFile::~MappedFile()
+{
+	if (map_)
+		munmap(const_cast<uint8_t *>(map_), size_);
+	if (fd_ >= 0)
+		close(fd_);
+}
+
+std::string MappedFile::open(const std::string &path)
+{
+	fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd_ < 0)
+		return "cannot open '" + path + "': " + errno_text(errno);
+	struct stat st;
+	if (fstat(fd_, &st) != 0)
+		return "cannot stat '" + path + "': " + errno_text(errno);
+	if (!S_ISREG(st.st_mode))
+		return "'" + path + "' is not a regular file";
+	size_ = uint64_t(st.st_size);
+	if (size_) {
+		void *m = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+		if (m == MAP_FAILED)
+			return "cannot map '" + path + "': " + errno_text(errno);
+		map_ = static_cast<const uint8_t *>(m);
+	}
+	return "";
+}
+
+// ---------------------------------------------------------------- encoded source
+
+EncodedSource::~EncodedSource()
+{
+	rte_ring_free(free_);
+	rte_free(mem_);
+}
+
+std::string EncodedSource::start(const SourceFile *file, uint32_t chunk_size, uint32_t nb_chunks, uint32_t window,
+				 const hde::BaselineIndex *base, hde::Tier tier, const std::vector<unsigned> &lcores)
+{
+	if (!hde::valid_chunk_size(chunk_size))
+		return "HDE chunk size " + std::to_string(chunk_size) + " is not a multiple of 4 KiB up to 4 MiB";
+	file_ = file;
+	base_ = base ? base : &none_;
+	chunk_size_ = chunk_size;
+	nb_chunks_ = nb_chunks;
+	set_tier(tier);
+	buf_of_.assign(nb_chunks, nullptr);
+	// The scheduler lets the workers claim at most `window` chunks past the oldest
+	// unacknowledged one; a few more buffers cover chunks acknowledged but not yet
+	// returned by a worker that is between bursts.
+	uint32_t nb_bufs = window + 64;
+	slot_size_ = uint32_t(RTE_ALIGN_CEIL(hde::max_encoded_chunk_size(chunk_size), 64));
+	uint64_t bytes = uint64_t(nb_bufs) * slot_size_;
+	mem_ = static_cast<uint8_t *>(rte_malloc("dwcp_encoded", bytes, 64));
+	if (!mem_)
+		return "cannot allocate " + std::to_string(bytes >> 20) + " MiB for encoded chunks: give the EAL more memory (-m)";
+	std::string tag = std::to_string(getpid()) + "_" + std::to_string(uintptr_t(this) & 0xffffff);
+	free_ = rte_ring_create(("dwcp_ef" + tag).c_str(), rte_align32pow2(nb_bufs + 1), SOCKET_ID_ANY, 0);
+	if (!free_)
+		return std::string("cannot create the encoder's ring: ") + rte_strerror(rte_errno);
+	for (uint32_t i = 0; i < nb_bufs; i++)
+		rte_ring_enqueue(free_, mem_ + uint64_t(i) * slot_size_);
+	// One encoder per worker lcore, made here: encode() allocates nothing.
+	enc_of_lcore_.assign(RTE_MAX_LCORE, -1);
+	for (unsigned lc : lcores) {
+		if (lc >= RTE_MAX_LCORE)
+			continue;
+		enc_of_lcore_[lc] = int16_t(enc_.size());
+		enc_.push_back(std::make_unique<hde::ChunkEncoder>(chunk_size));
+	}
+	return "";
+}
+
+std::span<const uint8_t> EncodedSource::chunk_payload(uint32_t chunk_id)
+{
+	unsigned lc = rte_lcore_id();
+	int e = lc < RTE_MAX_LCORE ? enc_of_lcore_[lc] : -1;
+	void *b = nullptr;
+	// Neither can fail as set up: only workers claim chunks, and the window bounds
+	// how many are held.  If one ever did the session would send a broken chunk,
+	// so stop loudly instead.
+	RTE_VERIFY(e >= 0 && chunk_id < nb_chunks_ && rte_ring_dequeue(free_, &b) == 0);
+	auto t0 = std::chrono::steady_clock::now();
+	uint64_t off = uint64_t(chunk_id) * chunk_size_;
+	std::span<const uint8_t> all = file_->bytes();
+	std::span<const uint8_t> data = all.subspan(size_t(off), size_t(std::min<uint64_t>(chunk_size_, all.size() - off)));
+	size_t n = enc_[size_t(e)]->encode(chunk_id, chunk_size_, data, *base_, hde::DirtyMap{}, tier(),
+					   {static_cast<uint8_t *>(b), slot_size_});
+	RTE_VERIFY(n > 0);
+	buf_of_[chunk_id] = static_cast<uint8_t *>(b);
+	in_.fetch_add(data.size(), std::memory_order_relaxed);
+	out_.fetch_add(n, std::memory_order_relaxed);
+	ns_.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+				       .count()),
+		      std::memory_order_relaxed);
+	return {static_cast<const uint8_t *>(b), n};
+}
+
+void EncodedSource::chunk_acked(uint32_t chunk_id)
+{
+	if (chunk_id < nb_chunks_ && buf_of_[chunk_id]) {
+		rte_ring_enqueue(free_, buf_of_[chunk_id]);
+		buf_of_[chunk_id] = nullptr;
+	}
 }
 
 // ---------------------------------------------------------------- sink
@@ -162,7 +260,12 @@ std::string SinkFile::start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb
 	nb_bufs_ = std::max<uint32_t>(nb_bufs, 1);
 	assembler_ = assembler;
 	buf_of_.assign(nb_chunks, nullptr);
-	uint64_t bytes = uint64_t(nb_bufs_) * chunk_size;
+	len_of_.assign(encoded_ ? nb_chunks : 0, 0);
+	// Encoded chunks land in the first part of a buffer and are decoded into the
+	// second, which is what gets written and hashed.
+	enc_cap_ = encoded_ ? uint32_t(RTE_ALIGN_CEIL(hde::max_encoded_chunk_size(chunk_size), 4096)) : 0;
+	uint64_t slot = uint64_t(enc_cap_) + chunk_size;
+	uint64_t bytes = uint64_t(nb_bufs_) * slot;
 	mem_ = static_cast<uint8_t *>(rte_malloc_socket("dwcp_sink", bytes, 4096, socket));
 	if (!mem_)
 		return "cannot allocate " + std::to_string(bytes >> 20) + " MiB of chunk buffers on socket " +
@@ -175,7 +278,7 @@ std::string SinkFile::start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb
 	if (!free_ || !complete_)
 		return std::string("cannot create the sink's rings: ") + rte_strerror(rte_errno);
 	for (uint32_t i = 0; i < nb_bufs_; i++)
-		rte_ring_enqueue(free_, mem_ + uint64_t(i) * chunk_size);
+		rte_ring_enqueue(free_, mem_ + uint64_t(i) * slot);
 	assembler_->set_flow_limit(nb_bufs_);
 	writer_ = std::thread([this] { writer_thread(); });
 	return "";
@@ -183,20 +286,28 @@ std::string SinkFile::start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb
 
 uint8_t *SinkFile::chunk_buffer(uint32_t chunk_id, uint32_t chunk_len)
 {
-	// A chunk's payload is its raw bytes here (no delta encoding on this path), so
-	// its length is fixed by its position.
+	// A raw chunk's length is fixed by its position; an encoded one is at most the
+	// HDE bound for that length (the decoder checks the rest).
+	if (chunk_id >= nb_chunks_)
+		return nullptr;
 	uint64_t off = uint64_t(chunk_id) * chunk_size_;
-	if (chunk_id >= nb_chunks_ || chunk_len != std::min<uint64_t>(chunk_size_, size_ - off))
+	uint64_t raw = std::min<uint64_t>(chunk_size_, size_ - off);
+	if (encoded_ ? chunk_len < hde::kChunkHeaderLen + hde::kChunkTrailerLen ||
+			       chunk_len > hde::max_encoded_chunk_size(size_t(raw))
+		     : chunk_len != raw)
 		return nullptr;
 	void *b;
 	if (rte_ring_dequeue(free_, &b) != 0)
 		return nullptr; // the flow limit makes this unreachable
 	buf_of_[chunk_id] = static_cast<uint8_t *>(b);
+	if (encoded_)
+		len_of_[chunk_id] = chunk_len;
 	return static_cast<uint8_t *>(b);
 }
 
 void SinkFile::chunk_complete(uint32_t chunk_id, uint32_t chunk_len)
 {
+	received_.fetch_add(chunk_len, std::memory_order_relaxed);
 	// Sized for every chunk id, so it never fills.
 	rte_ring_enqueue(complete_, reinterpret_cast<void *>(uintptr_t(chunk_id) + 1));
 }
@@ -208,6 +319,9 @@ void SinkFile::writer_thread()
 	uint32_t hashed = 0;
 	uint64_t synced = 0;
 	void *ids[64];
+	std::unique_ptr<hde::ChunkDecoder> dec;
+	if (encoded_)
+		dec = std::make_unique<hde::ChunkDecoder>(chunk_size_);
 	auto fail = [&](std::string why) {
 		error_ = std::move(why);
 		state_.store(2, std::memory_order_release);
@@ -225,6 +339,16 @@ void SinkFile::writer_thread()
 			uint64_t off = uint64_t(id) * chunk_size_;
 			size_t len = size_t(std::min<uint64_t>(chunk_size_, size_ - off));
 			const uint8_t *p = buf_of_[id];
+			if (encoded_) {
+				uint8_t *raw = buf_of_[id] + enc_cap_;
+				hde::DecodeError de = dec->decode({buf_of_[id], len_of_[id]}, id, chunk_size_, base_, base_tag_,
+								  {raw, len});
+				if (de != hde::DecodeError::ok)
+					return fail("chunk " + std::to_string(id) + " does not decode: " +
+						    hde::decode_error_name(de) +
+						    (de == hde::DecodeError::wrong_baseline ? " (the sender used another baseline)" : ""));
+				p = raw;
+			}
 			size_t done = 0;
 			while (done < len) {
 				ssize_t w = pwrite(fd_, p + done, len - done, off_t(off + done));
@@ -242,7 +366,7 @@ void SinkFile::writer_thread()
 		uint32_t before = hashed;
 		while (hashed < nb_chunks_ && written[hashed]) {
 			uint64_t off = uint64_t(hashed) * chunk_size_;
-			md.update(buf_of_[hashed], size_t(std::min<uint64_t>(chunk_size_, size_ - off)));
+			md.update(buf_of_[hashed] + enc_cap_, size_t(std::min<uint64_t>(chunk_size_, size_ - off)));
 			rte_ring_enqueue(free_, buf_of_[hashed]);
 			buf_of_[hashed] = nullptr;
 			hashed++;

@@ -18,6 +18,14 @@
 // digest matches the sender's, and fsync'd first; anything else removes it.  An
 // interrupted transfer therefore leaves either the old NAME or nothing, never a
 // file that looks complete.
+//
+// Deltas (HDE, dataplane/hde/block_delta.h): with a baseline both sides hold, the
+// sender's EncodedSource encodes each chunk on the worker that claims it, against
+// the baseline, into a buffer it keeps until the chunk is acknowledged; the sink
+// takes encoded chunks of any length up to the HDE bound and its writer decodes
+// each (CRC, chunk index, baseline tag checked) before it writes and hashes the
+// bytes.  A chunk that does not decode fails the transfer; the whole-object
+// SHA-256 is still the last word.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -29,11 +37,28 @@
 
 #include <rte_ring.h>
 
-#include "dataplane/amst/chunks.h"
 #include "control/sha256.h"
+#include "dataplane/amst/chunks.h"
 #include "dataplane/amst/session.h"
+#include "dataplane/hde/block_delta.h"
 
 namespace dwcp::control {
+
+// A regular file mapped read-only: what a source sends from, and a baseline that
+// dataplane/hde reads in place.
+class MappedFile {
+public:
+	~MappedFile();
+	// "" or one line naming the file.
+	[[nodiscard]] std::string open(const std::string &path);
+	std::span<const uint8_t> bytes() const { return {map_, size_t(size_)}; }
+	int fd() const { return fd_; }
+
+private:
+	int fd_ = -1;
+	const uint8_t *map_ = nullptr;
+	uint64_t size_ = 0;
+};
 
 class SourceFile : public amst::ChunkProvider {
 public:
@@ -51,12 +76,14 @@ public:
 	bool hash_done() const { return hash_state_.load(std::memory_order_acquire) != 0; }
 	const Sha256 &digest() const { return digest_; }
 	const std::string &hash_error() const { return hash_error_; }
+	// The whole mapping (empty for an empty file).
+	std::span<const uint8_t> bytes() const { return {map_, size_t(size_)}; }
 
 private:
 	void hash_thread();
 
 	std::string path_;
-	int fd_ = -1;
+	MappedFile file_;
 	const uint8_t *map_ = nullptr;
 	uint64_t size_ = 0;
 	uint32_t chunk_size_ = 0;
@@ -65,6 +92,42 @@ private:
 	std::atomic<bool> stop_{false};
 	Sha256 digest_{};
 	std::string hash_error_;
+};
+
+// HDE-encoded chunks of a SourceFile, made on the workers that claim them.
+class EncodedSource : public amst::ChunkProvider {
+public:
+	~EncodedSource() override;
+	// file gives the bytes; base (may be null: every chunk encoded on its own) the
+	// baseline index; at most `window` chunks are held at once (the receiver's
+	// window bounds what the scheduler lets the workers claim).  `lcores` are the
+	// worker lcores that will call chunk_payload: each gets its own encoder.
+	[[nodiscard]] std::string start(const SourceFile *file, uint32_t chunk_size, uint32_t nb_chunks, uint32_t window,
+					const hde::BaselineIndex *base, hde::Tier tier, const std::vector<unsigned> &lcores);
+
+	std::span<const uint8_t> chunk_payload(uint32_t chunk_id) override;
+	void chunk_acked(uint32_t chunk_id) override;
+
+	// The compression tier for chunks claimed from now on (TierPolicy's choice).
+	void set_tier(hde::Tier t) { tier_.store(uint8_t(t), std::memory_order_relaxed); }
+	hde::Tier tier() const { return hde::Tier(tier_.load(std::memory_order_relaxed)); }
+	// Totals so far: object bytes encoded, encoded bytes, time the encoders took.
+	uint64_t bytes_in() const { return in_.load(std::memory_order_relaxed); }
+	uint64_t bytes_out() const { return out_.load(std::memory_order_relaxed); }
+	uint64_t encode_ns() const { return ns_.load(std::memory_order_relaxed); }
+
+private:
+	const SourceFile *file_ = nullptr;
+	const hde::BaselineIndex *base_ = nullptr;
+	hde::BaselineIndex none_;
+	uint32_t chunk_size_ = 0, nb_chunks_ = 0, slot_size_ = 0;
+	uint8_t *mem_ = nullptr;
+	rte_ring *free_ = nullptr;       // encoded-chunk buffers not in use (MP/MC)
+	std::vector<uint8_t *> buf_of_;  // chunk id -> its buffer while held
+	std::vector<int16_t> enc_of_lcore_;
+	std::vector<std::unique_ptr<hde::ChunkEncoder>> enc_;
+	std::atomic<uint8_t> tier_{0};
+	std::atomic<uint64_t> in_{0}, out_{0}, ns_{0};
 };
 
 class SinkFile : public amst::ChunkSink {
@@ -79,6 +142,14 @@ public:
 	// (after BEGIN: the chunk size is known).  nb_bufs also bounds the window.
 	[[nodiscard]] std::string start(uint32_t chunk_size, uint32_t nb_chunks, uint32_t nb_bufs, int socket,
 					amst::ChunkAssembler *assembler);
+	// Before start(): chunks arrive HDE-encoded, against base (empty: none) whose
+	// digest's tag is base_tag.  base must stay mapped until the writer is done.
+	void expect_encoded(std::span<const uint8_t> base, uint32_t base_tag)
+	{
+		encoded_ = true, base_ = base, base_tag_ = base_tag;
+	}
+	// Encoded bytes received so far (equal to bytes_written() for raw chunks).
+	uint64_t bytes_received() const { return received_.load(std::memory_order_relaxed); }
 
 	uint8_t *chunk_buffer(uint32_t chunk_id, uint32_t chunk_len) override;
 	void chunk_complete(uint32_t chunk_id, uint32_t chunk_len) override;
@@ -110,7 +181,13 @@ private:
 	rte_ring *free_ = nullptr;      // chunk buffers not in use (MP/MC)
 	rte_ring *complete_ = nullptr;  // chunk ids the workers completed (MP/SC)
 	std::vector<uint8_t *> buf_of_; // chunk id -> its buffer while held
+	std::vector<uint32_t> len_of_;  // chunk id -> its payload length (encoded)
 	amst::ChunkAssembler *assembler_ = nullptr;
+	bool encoded_ = false;
+	std::span<const uint8_t> base_;
+	uint32_t base_tag_ = 0;
+	uint32_t enc_cap_ = 0;          // encoded part of a buffer; the raw part follows it
+	std::atomic<uint64_t> received_{0};
 	std::thread writer_;
 	std::atomic<bool> stop_{false};
 	std::atomic<int> state_{0}; // 0 running, 1 done, 2 failed

@@ -147,6 +147,9 @@ std::string Worker::install_keys(const crypto::Secret &tx, const crypto::Secret 
 {
 	if (!aead_)
 		return "worker " + std::to_string(cfg_.index) + ": security is off";
+	// What came sealed before the keys is opened with them, below.
+	std::vector<Early> early;
+	early.swap(early_);
 	drop_keys();
 	auto t = std::make_unique<crypto::TxProtection>();
 	auto r = std::make_unique<crypto::RxProtection>();
@@ -154,14 +157,14 @@ std::string Worker::install_keys(const crypto::Secret &tx, const crypto::Secret 
 	if (!t->install(*aead_, tx, &err) || !r->install(*aead_, rx, &err)) {
 		t->clear(*aead_);
 		r->clear(*aead_);
+		early_.swap(early);
+		drop_early();
 		return "worker " + std::to_string(cfg_.index) + ": cannot install the session keys: " + err;
 	}
 	txp_ = std::move(t);
 	rxp_ = std::move(r);
 	local_.keys = true;
 	// What came sealed before the keys, in arrival order.
-	std::vector<Early> early;
-	early.swap(early_);
 	uint64_t now = now_ns();
 	for (Early &e : early)
 		if (!handle_dwcp(e.v.payload, e.v.len, e.v, e.m, now))

@@ -86,6 +86,33 @@ TEST_F(Baselines, ACorruptedBaselineIsReportedNeverUsed)
 	EXPECT_NE(problems[0].find("baseline vm.img@3"), std::string::npos) << problems[0];
 }
 
+TEST_F(Baselines, CheckRereadsOnlyAFileThatChanged)
+{
+	std::string v1 = write("v1", std::string(8192, 'x'));
+	Baseline b;
+	ASSERT_EQ(store_.adopt("vm.img", 1, v1, sha(v1), &b), "");
+	// Adopt stamped it: checked without reading.  The stamp holds the digest it
+	// was checked against, so another record is read and refused.
+	EXPECT_EQ(store_.check(b), "");
+	Baseline liar = b;
+	liar.sha256[0] ^= 1;
+	EXPECT_NE(store_.check(liar).find("sha256 mismatch"), std::string::npos);
+	{
+		std::fstream f(b.path, std::ios::in | std::ios::out | std::ios::binary);
+		f.seekp(10);
+		f.put('y');
+	}
+	EXPECT_NE(store_.check(b).find("sha256 mismatch"), std::string::npos) << store_.check(b);
+	// Written back as it was: it passes again, and is stamped anew.
+	{
+		std::fstream f(b.path, std::ios::in | std::ios::out | std::ios::binary);
+		f.seekp(10);
+		f.put('x');
+	}
+	EXPECT_EQ(store_.check(b), "");
+	EXPECT_NE(store_.check(liar).find("sha256 mismatch"), std::string::npos);
+}
+
 TEST_F(Baselines, RecordsThatDoNotParseOrLackTheirFileAreSkipped)
 {
 	write("store/vm.img@4.sha256", "not a digest 12\n");

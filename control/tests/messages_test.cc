@@ -25,11 +25,18 @@ TEST(Messages, EveryMessageRoundTrips)
 	EXPECT_EQ(h2.rx_queues, 2);
 	EXPECT_EQ(h2.reta_size, 128);
 	EXPECT_TRUE(h2.rss);
+	EXPECT_EQ(h2.base_version, 0u);
+	h.base_version = 41;
+	h.base_sha[0] = 0xab, h.base_sha[31] = 0xcd;
+	ASSERT_EQ(decode(encode(h), &h2), "");
+	EXPECT_EQ(h2.base_version, 41u);
+	EXPECT_EQ(h2.base_sha, h.base_sha);
 
-	Accept a{.window_chunks = 512, .rx_queues = 4, .reta_size = 512, .rss = false}, a2;
+	Accept a{.window_chunks = 512, .rx_queues = 4, .reta_size = 512, .rss = false, .base_version = 41}, a2;
 	ASSERT_EQ(decode(encode(a), &a2), "");
 	EXPECT_EQ(a2.window_chunks, 512u);
 	EXPECT_EQ(a2.rx_queues, 4);
+	EXPECT_EQ(a2.base_version, 41u);
 
 	Reject r{.code = RejectCode::no_space, .reason = "no space for 'x'"}, r2;
 	ASSERT_EQ(decode(encode(r), &r2), "");
@@ -40,6 +47,15 @@ TEST(Messages, EveryMessageRoundTrips)
 	ASSERT_EQ(decode(encode(b), &b2), "");
 	EXPECT_EQ(b2.chunk_size, b.chunk_size);
 	EXPECT_EQ(b2.nb_chunks, 7u);
+	EXPECT_EQ(b2.encoding, ChunkEncoding::raw);
+	Begin bd{.chunk_size = 262144, .nb_chunks = 7, .encoding = ChunkEncoding::hde, .base_version = 41, .new_version = 42};
+	ASSERT_EQ(decode(encode(bd), &b2), "");
+	EXPECT_EQ(b2.encoding, ChunkEncoding::hde);
+	EXPECT_EQ(b2.base_version, 41u);
+	EXPECT_EQ(b2.new_version, 42u);
+	std::vector<uint8_t> bad_enc = encode(bd);
+	bad_enc[9] = 7; // version, chunk_size u32, nb_chunks u32, encoding
+	EXPECT_EQ(decode(bad_enc, &b2), "begin: encoding: 7 is not 0 (raw) or 1 (hde)");
 
 	Digest d, d2;
 	for (int i = 0; i < 32; i++)
@@ -106,6 +122,24 @@ TEST(Messages, BeginMustCoverTheObject)
 	EXPECT_NE(check_begin(Begin{.chunk_size = 1440 * 1000, .nb_chunks = 1}, h).find("chunk_size"), std::string::npos);
 	h.size = 0;
 	EXPECT_EQ(check_begin(Begin{.chunk_size = 1440, .nb_chunks = 0}, h), "");
+}
+
+TEST(Messages, BeginDeltasOnlyAgainstTheAcceptedBaseline)
+{
+	Hello h = sample_hello();
+	h.size = 1 << 20;
+	Begin b{.chunk_size = 262144, .nb_chunks = 4, .encoding = ChunkEncoding::hde, .base_version = 3, .new_version = 4};
+	EXPECT_EQ(check_begin(b, h, 3), "");
+	EXPECT_EQ(check_begin(b, h, 0), "begin: baseline version 3 was not accepted");
+	EXPECT_EQ(check_begin(b, h, 2), "begin: baseline version 3 is not the one accepted (2)");
+	b.new_version = 3;
+	EXPECT_NE(check_begin(b, h, 3).find("is not after"), std::string::npos);
+	// HDE chunks are whole 4 KiB blocks, not whole packets; raw chunks the reverse.
+	Begin odd{.chunk_size = 1440 * 182, .nb_chunks = 5, .encoding = ChunkEncoding::hde};
+	EXPECT_NE(check_begin(odd, h).find("multiple of 4096"), std::string::npos);
+	Begin raw_base{.chunk_size = 1440 * 182, .nb_chunks = 5, .base_version = 3};
+	EXPECT_NE(check_begin(raw_base, h, 3).find("baseline version 3"), std::string::npos);
+	EXPECT_EQ(check_begin(Begin{.chunk_size = 262144, .nb_chunks = 4, .encoding = ChunkEncoding::hde}, h), "");
 }
 
 TEST(Messages, ResultOkMustBeABoolean)

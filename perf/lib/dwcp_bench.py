@@ -368,9 +368,11 @@ def security_args(role, crypto, certs):
 
 
 def gateway_args(role, recv_dir=None, send_file=None, link_mbit=None, cc=None, streams=None,
-                 progress_s=1, report=None, timeout_s=None, crypto=True, certs=None):
+                 progress_s=1, report=None, timeout_s=None, crypto=True, certs=None, baseline_dir=None):
     """The options after '--' for one role of the contract."""
     args = ['--ip', GATEWAY_IP[role]] + security_args(role, crypto, certs)
+    if baseline_dir:
+        args += ['--baseline-dir', f'{baseline_dir}-{role}']
     if role == 'recv':
         args += ['--listen', '--recv-dir', recv_dir, '--once']
     else:
@@ -746,6 +748,20 @@ def plaintext_hits(pcap, src, max_patterns=200000):
         os.unlink(pf.name)
     hits = r.stdout.count(b'\n') if r.returncode == 0 else 0
     return frames, len(data), hits, len(patterns)
+
+
+def dirty_pages(path, pct, seed=5, page=4096):
+    """Changes pct% of the file's pages in place, a few bytes each (1..63 at a random
+    offset), as a VM's memory changes between two pre-copy rounds."""
+    import random
+    pages = os.path.getsize(path) // page
+    rnd = random.Random(seed)
+    n = int(pages * pct / 100)
+    with open(path, 'r+b') as f:
+        for p in sorted(rnd.sample(range(pages), n)):
+            f.seek(p * page + rnd.randrange(page - 64))
+            f.write(os.urandom(rnd.randrange(1, 64)))
+    return n
 
 
 def generate_text_file(path, nbytes):

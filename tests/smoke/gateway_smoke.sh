@@ -51,7 +51,7 @@ cleanup() {
 		rm -rf "$work"
 	else
 		# Keep the logs and reports to read; drop the data.
-		rm -rf "$work/recv" "$work/recv_mw" "$work/recv2" "$work/smoke-64m.bin" "$work/interrupted.bin"
+		rm -rf "$work/recv" "$work/recv_mw" "$work/recv2" "$work/smoke-64m.bin" "$work/interrupted.bin" "$work/delta"
 		echo "smoke: logs and reports kept in $work" >&2
 	fi
 }
@@ -252,6 +252,60 @@ got_sha=$(sha256sum "$work/recv_mw/$(basename "$big")" | cut -d' ' -f1)
 (($(field "$work/recv_mw.json" key_updates_seen) >= 1)) || fail "two workers: the receiver never saw a key update"
 say "two workers a side: ok, $(field "$work/recv_mw.json" goodput_mbit) Mbit/s, sha256 match," \
 	"key updates sent $(field "$work/send_mw.json" key_updates_sent), seen $(field "$work/recv_mw.json" key_updates_seen)"
+
+# ---- case 1d: deltas against a baseline both sites hold ----
+# Round 1 sends the 64 MiB file whole and both sides record it as version 1;
+# round 2 sends it with 5% of its pages changed a little: only HDE deltas cross,
+# and the result is byte-identical.  Round 3 finds the receiver's baseline
+# changed on disk behind the store's back: it is not used, the file goes whole
+# and still arrives intact.
+mkdir -p "$work/delta/v2" "$work/delta/recv" "$work/delta/base-a" "$work/delta/base-b"
+delta_round() { # round source -> exit codes checked, reports in $work/delta/{send,recv}ROUND.json
+	local r=$1 f=$2 code scode
+	# shellcheck disable=SC2046,SC2086
+	ip netns exec "$prefix-b" $line_buffered "$gw" $(eal recv 0 b0) -- --ip 10.99.0.12 --listen --once \
+		--recv-dir "$work/delta/recv" --baseline-dir "$work/delta/base-b" $(sec recv) --link-mbit 1000 \
+		--report-json "$work/delta/recv$r.json" >"$work/delta/recv$r.log" 2>"$work/delta/recv$r.err" &
+	recv_pid=$!
+	pids+=("$recv_pid")
+	for _ in $(seq 30); do grep -q listening "$work/delta/recv$r.log" 2>/dev/null && break; sleep 0.1; done
+	code=0
+	# shellcheck disable=SC2046
+	timeout 90 ip netns exec "$prefix-a" "$gw" $(eal send 1 a0) -- --ip 10.99.0.11 --peer 10.99.0.12 --send "$f" \
+		--baseline-dir "$work/delta/base-a" $(sec send) --link-mbit 1000 --report-json "$work/delta/send$r.json" \
+		>"$work/delta/send$r.log" 2>"$work/delta/send$r.err" || code=$?
+	scode=$code
+	wait_exit "$recv_pid" "delta/recv$r" 30 # sets code: the receiver's
+	((scode == 0 && code == 0)) || { show "$work/delta/send$r.err"; show "$work/delta/recv$r.err"; fail "delta round $r: sender exit $scode, receiver exit $code"; }
+	cmp -s "$f" "$work/delta/recv/smoke-64m.bin" || fail "delta round $r: the received file differs from the source"
+}
+delta_round 1 "$src"
+[[ $(field "$work/delta/send1.json" delta) == False ]] || fail "delta round 1: a delta without a baseline"
+[[ -f $work/delta/base-a/smoke-64m.bin@1 && -f $work/delta/base-b/smoke-64m.bin@1 ]] \
+	|| fail "delta round 1: version 1 not recorded on both sides"
+cp "$src" "$work/delta/v2/smoke-64m.bin"
+python3 - "$work/delta/v2/smoke-64m.bin" <<'PY'
+import os, random, sys
+path = sys.argv[1]
+pages = os.path.getsize(path) // 4096
+rnd = random.Random(5)
+with open(path, 'r+b') as f:
+    for page in rnd.sample(range(pages), pages // 20):  # 5% of the pages, a few bytes each
+        f.seek(page * 4096 + rnd.randrange(4096 - 64))
+        f.write(os.urandom(rnd.randrange(1, 64)))
+PY
+delta_round 2 "$work/delta/v2/smoke-64m.bin"
+[[ $(field "$work/delta/send2.json" delta) == True ]] || fail "delta round 2: not sent as a delta ($(field "$work/delta/send2.json" baseline))"
+ratio=$(field "$work/delta/send2.json" delta_ratio)
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 50 else 1)" "$ratio" || fail "delta round 2: ratio only $ratio"
+say "deltas: round 2 sent $(field "$work/delta/send2.json" payload_bytes) bytes for 64 MiB (${ratio}x), byte-identical"
+# Round 3: the receiver's version 2 changes on disk; the store must notice.
+printf 'tampered' | dd of="$work/delta/base-b/smoke-64m.bin@2" bs=1 seek=1000 conv=notrunc status=none
+cp "$src" "$work/delta/v3.bin" && mv "$work/delta/v3.bin" "$work/delta/v2/smoke-64m.bin"
+delta_round 3 "$work/delta/v2/smoke-64m.bin"
+[[ $(field "$work/delta/send3.json" delta) == False ]] || fail "delta round 3: a delta against a tampered baseline"
+grep -q "sha256 mismatch" "$work/delta/recv3.err" || { show "$work/delta/recv3.err"; fail "delta round 3: the receiver did not name the bad baseline"; }
+say "deltas: a tampered baseline is refused ($(grep -m1 'sha256 mismatch' "$work/delta/recv3.err")), whole transfer, byte-identical"
 
 # ---- case 1c: an intruder with a certificate from another CA ----
 # It carries site A's name but does not chain to the operator's CA: the receiver
