@@ -1142,6 +1142,9 @@ std::string Gateway::open_baselines_sender()
 	// and the session set up.
 	index_thread_ = std::thread([this] {
 		hde::BaselineIndex::Options opt;
+		// Hashing a large baseline (the anchors for shifted data above all) is the
+		// longest step before a delta round can begin: use every core.
+		opt.nb_threads = std::max(1u, std::thread::hardware_concurrency());
 		base_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256), opt);
 	});
 	return "";
