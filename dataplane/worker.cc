@@ -428,8 +428,14 @@ bool Worker::handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rt
 		local_.rx_protected++;
 		return false;
 	}
+	deliver(h, p + wire::kHeaderLen, body_len, now);
+	return false;
+}
+
+void Worker::deliver(const wire::Header &h, const uint8_t *body, size_t len, uint64_t now)
+{
 	bool was_closed = session_->closed();
-	session_->on_packet(h, p + wire::kHeaderLen, body_len, now);
+	session_->on_packet(h, body, len, now);
 	if (!was_closed && session_->closed() && session_->close_code() != 0xffff) {
 		auto *ev = new Event{.kind = Event::Kind::session_closed};
 		ev->session_id = session_id_;
@@ -437,7 +443,38 @@ bool Worker::handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rt
 		ev->text = session_->close_reason();
 		emit(ev);
 	}
-	return false;
+}
+
+// The session's sealed DATA/CTRL packets of one burst are opened together: one
+// cryptodev call for all of them instead of one each (RxProtection groups those of
+// the current key phase).  Everything else goes through handle_dwcp.
+bool Worker::sealed_for_us(const drivers::UdpView &v, wire::Header *h) const
+{
+	return cfg_.protect && rxp_ && session_ && v.len >= wire::kHeaderLen + crypto::kTagLen &&
+	       wire::decode_header(v.payload, v.len, h) == wire::ParseError::ok && h->session_id == session_id_ &&
+	       (h->flags & wire::flag_protected) &&
+	       (h->type == wire::PacketType::data || h->type == wire::PacketType::ctrl);
+}
+
+void Worker::open_burst(SealedBurst &b, uint64_t now)
+{
+	crypto::RxProtection::Verdict verdict[kBurst];
+	rxp_->open_burst(*aead_, b.ops, b.phase, verdict, b.n, now);
+	for (unsigned i = 0; i < b.n; i++) {
+		switch (verdict[i]) {
+		case crypto::RxProtection::Verdict::ok:
+			local_.rx_opened++;
+			if (session_)
+				deliver(b.hdr[i], b.ops[i].data, b.ops[i].len, now);
+			break;
+		case crypto::RxProtection::Verdict::no_key: local_.rx_no_key++; break;
+		case crypto::RxProtection::Verdict::duplicate: local_.rx_replay++; break;
+		case crypto::RxProtection::Verdict::too_old: local_.rx_replay_old++; break;
+		case crypto::RxProtection::Verdict::auth_failed: local_.rx_auth_failed++; break;
+		}
+	}
+	rte_pktmbuf_free_bulk(b.m, b.n);
+	b.n = 0;
 }
 
 void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off)
@@ -446,6 +483,7 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 	drivers::UdpView views[kBurst];
 	uint16_t nb_udp = drivers::rx_classify_burst(pkts, n, cfg_.iface, cls, views, &local_.rx_class);
 	(void)nb_udp;
+	SealedBurst sealed;
 	for (uint16_t i = 0; i < n; i++) {
 		rte_mbuf *m = pkts[i];
 		if (!handed_off) {
@@ -470,6 +508,22 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 					continue;
 				}
 			}
+			wire::Header h;
+			if (sealed_for_us(v, &h)) {
+				size_t body = v.len - wire::kHeaderLen - crypto::kTagLen;
+				unsigned k = sealed.n++;
+				sealed.ops[k] = crypto::AeadOp{.aad = v.payload,
+							      .data = v.payload + wire::kHeaderLen,
+							      .len = uint32_t(body),
+							      .tag = v.payload + wire::kHeaderLen + body,
+							      .stream = h.stream_id,
+							      .pn = h.pn,
+							      .m = m};
+				sealed.phase[k] = (h.flags & wire::flag_key_phase) ? 1 : 0;
+				sealed.hdr[k] = h;
+				sealed.m[k] = m;
+				continue;
+			}
 			if (!handle_dwcp(v.payload, v.len, v, m, now))
 				rte_pktmbuf_free(m);
 			break;
@@ -493,6 +547,8 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 			break;
 		}
 	}
+	if (sealed.n)
+		open_burst(sealed, now);
 }
 
 // ---------------------------------------------------------------- send

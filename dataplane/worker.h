@@ -195,6 +195,17 @@ private:
 	void handle_initial(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v, uint64_t now);
 	void send_retry(const wire::Header &h, const drivers::UdpView &v, uint64_t now);
 	void emit_new_peer(const uint8_t *p, uint16_t len, const wire::Header &h, const drivers::UdpView &v, uint64_t now);
+	void deliver(const wire::Header &h, const uint8_t *body, size_t len, uint64_t now);
+	// The session's sealed packets of one RX burst, opened with one call.
+	struct SealedBurst {
+		unsigned n = 0;
+		crypto::AeadOp ops[kBurst];
+		uint8_t phase[kBurst];
+		wire::Header hdr[kBurst];
+		rte_mbuf *m[kBurst];
+	};
+	bool sealed_for_us(const drivers::UdpView &v, wire::Header *h) const;
+	void open_burst(SealedBurst &b, uint64_t now);
 	void seal(rte_mbuf **m, uint16_t n);
 	void drop_keys();
 	uint16_t fill_tx(uint64_t now);
