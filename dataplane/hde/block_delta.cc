@@ -446,7 +446,8 @@ inline uint64_t gap_starts(uint64_t w, uint64_t next)
 
 // XOR-and-zero-run encodes cur against ref (n bytes, at most kBlockSize) into out,
 // from diff, the kernels' difference mask of the two, nb_diff bits set.  Returns
-// the length, or 0 when it would pass cap.  A literal run ends at the first
+// the length, or 0 when it would pass cap; out must have 16 bytes of room past
+// cap (short runs are written as two whole words).  A literal run ends at the first
 // kRleGap equal bytes or at the end of the block: with the mask, both ends of
 // every run are bit scans (a 5%-dirty round with a map, in cache: 10 -> 20 GB/s
 // of dirty bytes against a compare call per run).
@@ -483,8 +484,19 @@ size_t rle_encode(const Kernels &k, const uint8_t *cur, const uint8_t *ref, size
 		if (o + varint_len(l) + l > cap)
 			return 0;
 		o = size_t(put_varint(out + o, l) - out);
-		memcpy(out + o, cur + pos, l);
-		k.xor_into(out + o, ref + pos, l);
+		if (l <= 16 && pos + 16 <= n) {
+			// Most runs of an in-place edit are a few bytes (a counter, a
+			// pointer): two word XORs written whole into out's slack, instead
+			// of a memcpy and an indirect kernel call per run.  Portable code,
+			// so the bytes kept are the same on every ISA.
+			uint64_t x0 = load64(cur + pos) ^ load64(ref + pos);
+			uint64_t x1 = load64(cur + pos + 8) ^ load64(ref + pos + 8);
+			memcpy(out + o, &x0, 8);
+			memcpy(out + o + 8, &x1, 8);
+		} else {
+			memcpy(out + o, cur + pos, l);
+			k.xor_into(out + o, ref + pos, l);
+		}
 		o += l;
 		pos = e;
 	}
@@ -505,14 +517,16 @@ inline size_t next_dirty(const DirtyMap &d, size_t from, size_t to)
 	return to;
 }
 
-// Asks for both images' copies of a block ahead of its compare.
-inline void prefetch_block(const uint8_t *a, const uint8_t *b, size_t n)
+// Asks for the cache line holding p.  On x86 an asm statement: GCC 12 -O2 deleted
+// the loops of __builtin_prefetch in ChunkGeometry::prefetch_rest as dead code
+// (tree DCE), leaving the encoder without them.
+inline void prefetch_line(const void *p)
 {
-	for (size_t l = 0; l < n; l += 64) {
-		__builtin_prefetch(a + l);
-		if (b)
-			__builtin_prefetch(b + l);
-	}
+#if defined(__x86_64__) || defined(__i386__)
+	asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char *>(p)));
+#else
+	__builtin_prefetch(p);
+#endif
 }
 
 // Where a chunk's blocks are, and which of them the encoder reads.
@@ -539,10 +553,23 @@ struct ChunkGeometry {
 			return std::min(b, nb_blocks);
 		return next_dirty(dirty, first_blk + b, first_blk + nb_inplace) - first_blk;
 	}
-	void prefetch(size_t b, const uint8_t *base) const
+	// Asks for the first line of both images' copies of block b.
+	void prefetch_first(size_t b, const uint8_t *base) const
 	{
-		prefetch_block(data + b * kBlockSize, b < nb_inplace ? base + off + b * kBlockSize : nullptr,
-			std::min(kBlockSize, len - b * kBlockSize));
+		prefetch_line(data + b * kBlockSize);
+		if (b < nb_inplace)
+			prefetch_line(base + off + b * kBlockSize);
+	}
+	// Asks for the other lines of both copies of block b.
+	void prefetch_rest(size_t b, const uint8_t *base) const
+	{
+		const uint8_t *d = data + b * kBlockSize;
+		const size_t n = std::min(kBlockSize, len - b * kBlockSize);
+		for (size_t l = 64; l < n; l += 64)
+			prefetch_line(d + l);
+		if (b < nb_inplace)
+			for (size_t l = 64; l < n; l += 64)
+				prefetch_line(base + off + b * kBlockSize + l);
 	}
 };
 
@@ -614,7 +641,8 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 	const size_t len = data.size();
 	const size_t nb_blocks = (len + kBlockSize - 1) / kBlockSize;
 	const uint64_t dup_mask = dup_keys_.size() - 1;
-	// Two candidate buffers for a block's XOR runs, past the op stream's worst case.
+	// Two candidate buffers for a block's XOR runs, past the op stream's worst case
+	// (caps are at most blen / 2: rle_encode's 16 bytes of slack are there).
 	uint8_t *best_buf = ops_.data() + max_ops_size(max_chunk_);
 	uint8_t *cand_buf = best_buf + kBlockSize;
 	uint8_t *w = ops_.data();
@@ -638,20 +666,27 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 	};
 	const ChunkGeometry cg(data.data(), len, chunk_off, bsize);
 	const size_t nb_inplace = cg.nb_inplace;
-	// Dirty pages are scattered, so the hardware prefetcher (which stops at page
-	// boundaries) does not help: both images' copies of the next blocks to read
-	// are asked for while this one is encoded, after this block's compare, whose
-	// loads would otherwise queue behind them.  Measured on the 5%-dirty image
-	// with its map (2-core Zen4 VM shared with a memory-heavy job, so only the
-	// order of magnitude holds): the compare of a block nothing prefetched
-	// waited about 1800 TSC cycles, of a prefetched one about 950; prefetching
-	// after the compare instead of before it gave 15-40% more.  The first dirty
-	// blocks of the next chunk, prefetched while a chunk ended (a burst API),
-	// took the waits of the chunks' first blocks away but no wall-clock time, the
-	// memory bus being the limit there: not kept.
-	const size_t prefetch_ahead = dirty.words ? kPrefetchAhead : 1;
+	// Dirty pages are scattered, and the hardware prefetcher stops at page
+	// boundaries, so the encoder asks for blocks ahead in two steps:
+	//  - the first line of both copies of the next kPrefetchAhead blocks it will
+	//    read, before this block's compare: two instructions a block, which start
+	//    the page walks and the DRAM accesses early;
+	//  - every line of the next block, after this block's compare, so they
+	//    arrive while this block's runs, hash and lookups are computed instead
+	//    of queueing in front of this block's loads.
+	// On the 5%-dirty image with its map (256 MiB, 2-core Zen4 VM, caches
+	// flushed between rounds, A/B in one process) this took 6.5 to 7.5 GB/s of
+	// dirty bytes.  Before, both copies of the next two blocks were asked for
+	// whole after the compare: 128 prefetches a block, more than the core keeps
+	// in flight, and 5% slower than the first line only.  A compare alone with
+	// the first lines prefetched runs at about 12 GB/s here: the memory reads
+	// of two 4 KiB copies are the floor.  Prefetching the next chunk's first
+	// blocks as a chunk ends (a burst API) gained nothing measurable: not kept.
+	// Without a map every block is read, in address order, and the hardware
+	// prefetcher keeps up: software prefetches there cost 10-25% (disk image).
+	const size_t prefetch_ahead = dirty.words ? kPrefetchAhead : 0;
 	size_t pf_next = 0;  // blocks before this one were prefetched or skipped
-	size_t pf_ahead = 0; // prefetched blocks not yet read
+	size_t pf_ahead = 0; // blocks whose first lines were asked for, not yet read
 	auto prefetch_more = [&]() {
 		while (pf_ahead < prefetch_ahead) {
 			size_t nb = cg.next_read(pf_next, dirty);
@@ -659,7 +694,7 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 				pf_next = cg.nb_blocks;
 				return;
 			}
-			cg.prefetch(nb, bp);
+			cg.prefetch_first(nb, bp);
 			pf_next = nb + 1;
 			pf_ahead++;
 		}
@@ -690,10 +725,13 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 			pf_ahead -= pf_ahead != 0;
 		else
 			pf_next = b + 1;
+		prefetch_more();
 		// One pass over both copies gives every difference of the block.
 		const size_t nb_diff = inplace ? k.diff_mask(p, bp + obj_off, blen, diff) : 0;
 		const bool same = inplace && nb_diff == 0;
-		prefetch_more();
+		if (prefetch_ahead)
+			if (size_t nb = cg.next_read(b + 1, dirty); nb < cg.nb_blocks)
+				cg.prefetch_rest(nb, bp);
 		if (same) {
 			stats_.same++;
 			add_run(op_same);
@@ -704,13 +742,21 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 		const size_t good_enough = blen / 32;
 		size_t best_len = SIZE_MAX;
 		uint64_t best_src = 0;
-		if (inplace) {
+		// The XOR runs are at least as long as the bytes that differ, so a block
+		// with good_enough differences or more cannot take the fast path below: its
+		// runs are only worth building if it is neither zero, nor moved, nor a
+		// duplicate.  Remapped pages (10% of the dirty ones in the corpus) spent
+		// 5-10k cycles building runs that a COPY then replaced.
+		auto inplace_candidate = [&]() {
 			size_t n = rle_encode(k, p, bp + obj_off, blen, diff, nb_diff, best_buf, blen / 2);
 			if (n) {
 				best_len = n;
 				best_src = obj_off;
 			}
-		}
+		};
+		const bool few_diffs = inplace && nb_diff < good_enough;
+		if (few_diffs)
+			inplace_candidate();
 		if (best_len <= good_enough) {
 			flush_run();
 			*w++ = op_xor_inplace;
@@ -761,6 +807,9 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 			}
 		}
 
+		if (inplace && !few_diffs)
+			inplace_candidate();
+
 		// Shifted data: first the shift the previous block had, then anchors.
 		auto try_src = [&](int64_t src) {
 			if (src < 0 || uint64_t(src) + blen > bsize || uint64_t(src) == best_src)
@@ -777,7 +826,14 @@ size_t ChunkEncoder::build_ops(uint64_t chunk_off, std::span<const uint8_t> data
 		};
 		if (have_base && shift != INT64_MIN)
 			try_src(int64_t(obj_off) + shift);
-		if (have_base && best_len > good_enough) {
+		// The anchor search (the gear hash over the block, index lookups that miss
+		// the cache, a compare per candidate: about 10k cycles) only runs when the
+		// in-place runs leave more than an eighth of the block.  A source shifted
+		// by s bytes can only beat them on the bytes that do not already match in
+		// place, so little is lost; in-place edits of memory pages (a few words of
+		// a page, 64-127 bytes for 11% of the corpus' dirty pages) never found one,
+		// and took a third of a 5%-dirty round with a map.
+		if (have_base && best_len > blen / 8) {
 			// The rolling hash covers the 64 bytes up to a position, so it is
 			// defined from 63 bytes past the chunk's start on (the block's first
 			// 63 positions use the bytes before it).

@@ -68,8 +68,9 @@ constexpr size_t kChunkTrailerLen = 4;
 constexpr uint8_t kChunkMagic = 0xde;
 constexpr uint8_t kChunkVersion = 1;
 constexpr size_t kRleGap = 4;
-// Dirty blocks (with a map) whose both copies are prefetched ahead of the compare.
-constexpr size_t kPrefetchAhead = 2;
+// Dirty blocks (with a map) whose first lines, in both copies, are prefetched
+// ahead of the compare (block_delta.cc, build_ops).
+constexpr size_t kPrefetchAhead = 4;
 
 constexpr size_t max_encoded_chunk_size(size_t len)
 {

@@ -20,6 +20,13 @@
 // zstd3 gives 3.02, zstd -3's ratio on the whole file, at 0.4 GB/s; zstd9 3.14 at
 // 0.06; igzip 2.82 at 0.6-0.95; none 1.48 at 5.7.  No codec here reaches zstd -3's
 // ratio at 1 GB/s a core, so a fast link takes igzip or none on such data.
+// By content class (pages of each class compressed per 256 KiB chunk), the best
+// codec per class is still below 0.75 GB/s: text igzip 2.66 at 0.56, zstd1 2.85
+// at 0.32; zero-rich zstd -1 3.34 at 0.60; code-like igzip 1.75 at 0.35 (zstd
+// -20 no faster: the literals' entropy coding is the cost); high-entropy is
+// stored either way.  Per-class zstd frames at levels 1/-1/1 gave 2.99 at 1.14x
+// the speed of zstd3: not kept.  Reaching both needs a cheaper entropy stage or
+// a transform of structured pages, i.e. a codec the decoder does not have yet.
 #include <cstdint>
 #include <string_view>
 

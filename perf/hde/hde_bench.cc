@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,31 @@ double now_s()
 	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-bool read_file(const std::string &path, std::vector<uint8_t> &out)
+// Images live in page-aligned memory, as in the gateway (hugepage buffers, an
+// mmap'd baseline).  A plain std::vector starts 16 bytes into a page, so every
+// 4 KiB block straddles two pages: one more TLB miss and cache line per copy
+// of each dirty block, which cost 15-20% of the encoder's speed with a map.
+template <typename T>
+struct PageAllocator {
+	using value_type = T;
+	PageAllocator() = default;
+	template <typename U>
+	PageAllocator(const PageAllocator<U> &) {}
+	T *allocate(size_t n)
+	{
+		size_t bytes = (n * sizeof(T) + 4095) / 4096 * 4096;
+		void *p = aligned_alloc(4096, bytes ? bytes : 4096);
+		if (!p)
+			throw std::bad_alloc();
+		return static_cast<T *>(p);
+	}
+	void deallocate(T *p, size_t) { free(p); }
+	bool operator==(const PageAllocator &) const { return true; }
+};
+using Image = std::vector<uint8_t, PageAllocator<uint8_t>>;
+
+template <typename Buf>
+bool read_file(const std::string &path, Buf &out)
 {
 	FILE *f = fopen(path.c_str(), "rb");
 	if (!f)
@@ -157,7 +182,8 @@ int main(int argc, char **argv)
 	if (state)
 		return bench_state(corpus, base_path, new_path, tier, reps);
 
-	std::vector<uint8_t> base, cur, dirty_bytes;
+	Image base, cur;
+	std::vector<uint8_t> dirty_bytes;
 	if ((!base_path.empty() && !read_file(base_path, base)) || !read_file(new_path, cur) ||
 		(!dirty_path.empty() && !read_file(dirty_path, dirty_bytes))) {
 		fprintf(stderr, "hde_bench: cannot read an input file\n");
@@ -222,8 +248,8 @@ int main(int argc, char **argv)
 
 	// Decode into a buffer of its own, prefaulted as hugepage buffers are, after
 	// the new image is gone (the receiver holds the baseline and the output only).
-	std::vector<uint8_t>().swap(cur);
-	std::vector<uint8_t> out;
+	Image().swap(cur);
+	Image out;
 	uint64_t new_size = 0;
 	for (size_t i = 0; i < nb_chunks; i++) {
 		ChunkHeader h;

@@ -170,6 +170,31 @@ TEST(BlockDelta, ExactDirtyMapGivesTheSameEncoding)
 	}
 }
 
+// The dirty pages of a pre-copy round take the cheap paths: a remapped page is
+// a COPY (its XOR runs are not needed), a page with a few hundred changed bytes
+// stays an in-place XOR (no anchor search when the runs leave less than an
+// eighth of the block), and data shifted by an odd offset is still found when
+// the in-place runs are long.
+TEST(BlockDelta, DirtyPagesTakeTheCheapPaths)
+{
+	auto base = test::random_bytes(1 << 20, 51);
+	auto cur = base;
+	std::mt19937_64 rng(52);
+	memcpy(cur.data() + 3 * 4096, base.data() + 100 * 4096, 4096); // remapped
+	for (int d = 0; d < 200; d++)                                  // 200 scattered bytes
+		cur[7 * 4096 + rng() % 4096] ^= uint8_t(1 + rng() % 255);
+	memmove(cur.data() + 20 * 4096 + 333, base.data() + 20 * 4096, 4096 * 4); // shifted
+	std::vector<uint64_t> words(4, 0);
+	words[0] = (1ull << 3) | (1ull << 7) | (0x3full << 20);
+	BaselineIndex idx(base, kTag);
+	auto e = encode_all(cur, idx, Tier::zstd3, kDefaultChunkSize, DirtyMap{words.data(), 256});
+	EXPECT_EQ(decode_all(e, base, kTag, cur.size()), cur);
+	EXPECT_EQ(e.stats.copy + e.stats.xor_shifted, 1u + 4u);
+	EXPECT_GE(e.stats.xor_inplace, 1u);
+	EXPECT_EQ(e.stats.literal, 0u);
+	EXPECT_LT(e.total, 4 * 4096u) << e.total;
+}
+
 // XOR runs: a literal run ends at the first 4 equal bytes, whatever is after.
 TEST(BlockDelta, XorRunsEndAtFourEqualBytes)
 {
