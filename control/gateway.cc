@@ -543,7 +543,10 @@ private:
 	Baseline base_;
 	std::unique_ptr<MappedFile> base_map_;
 	std::unique_ptr<hde::BaselineIndex> base_index_;
+	std::unique_ptr<hde::BaselineIndex> quick_index_; // in-place compares only, while base_index_ builds
 	std::thread index_thread_;
+	std::atomic<bool> index_ready_{false};
+	bool index_published_ = false;
 	std::unique_ptr<EncodedSource> encoded_;
 	hde::TierPolicy tier_policy_;
 	uint64_t new_version_ = 0, delta_base_ = 0;
@@ -1146,6 +1149,7 @@ std::string Gateway::open_baselines_sender()
 		// longest step before a delta round can begin: use every core.
 		opt.nb_threads = std::max(1u, std::thread::hardware_concurrency());
 		base_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256), opt);
+		index_ready_.store(true, std::memory_order_release);
 	});
 	return "";
 }
@@ -1172,6 +1176,11 @@ void Gateway::adopt_baseline(const std::string &path)
 // the encoders (all workers) produce less than the link could carry.
 void Gateway::tune_tier()
 {
+	if (encoded_ && !index_published_ && index_ready_.load(std::memory_order_acquire)) {
+		index_thread_.join();
+		encoded_->set_index(base_index_.get());
+		index_published_ = true;
+	}
 	uint64_t now = mono_ns();
 	if (!encoded_ || now < last_tier_ns_ + 200'000'000)
 		return;
@@ -1327,11 +1336,24 @@ int Gateway::control_sender()
 	steer_ports(path_.get(), o_.ip, acc.rx_queues, acc.reta_size, acc.rss);
 	amst::ChunkProvider *provider = source_.get();
 	if (delta) {
-		index_thread_.join();
 		delta_base_ = base_.version;
 		tier_policy_.observe_rtt(hello_rtt_ns_ / 1000);
+		// Hashing a 4 GiB baseline takes seconds: the first chunks go against a
+		// cheap index (unchanged and in-place-edited blocks, the bulk of a pre-copy
+		// round), and the full one (moved and shifted data) takes over when built.
+		const hde::BaselineIndex *index = base_index_.get();
+		if (!index_ready_.load(std::memory_order_acquire)) {
+			hde::BaselineIndex::Options quick;
+			quick.moved_blocks = quick.shifted_data = false;
+			quick_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256),
+									    quick);
+			index = quick_index_.get();
+		} else {
+			index_thread_.join();
+			index_published_ = true;
+		}
 		encoded_ = std::make_unique<EncodedSource>();
-		if (std::string e = encoded_->start(source_.get(), chunk_size_, nb_chunks_, window_, base_index_.get(),
+		if (std::string e = encoded_->start(source_.get(), chunk_size_, nb_chunks_, window_, index,
 						    tier_policy_.tier(), lcores_);
 		    !e.empty())
 			return fail(e);

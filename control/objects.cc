@@ -129,7 +129,7 @@ std::string EncodedSource::start(const SourceFile *file, uint32_t chunk_size, ui
 	if (!hde::valid_chunk_size(chunk_size))
 		return "HDE chunk size " + std::to_string(chunk_size) + " is not a multiple of 4 KiB up to 4 MiB";
 	file_ = file;
-	base_ = base ? base : &none_;
+	base_.store(base ? base : &none_, std::memory_order_release);
 	chunk_size_ = chunk_size;
 	nb_chunks_ = nb_chunks;
 	set_tier(tier);
@@ -173,7 +173,8 @@ std::span<const uint8_t> EncodedSource::chunk_payload(uint32_t chunk_id)
 	uint64_t off = uint64_t(chunk_id) * chunk_size_;
 	std::span<const uint8_t> all = file_->bytes();
 	std::span<const uint8_t> data = all.subspan(size_t(off), size_t(std::min<uint64_t>(chunk_size_, all.size() - off)));
-	size_t n = enc_[size_t(e)]->encode(chunk_id, chunk_size_, data, *base_, hde::DirtyMap{}, tier(),
+	size_t n = enc_[size_t(e)]->encode(chunk_id, chunk_size_, data, *base_.load(std::memory_order_acquire),
+					   hde::DirtyMap{}, tier(),
 					   {static_cast<uint8_t *>(b), slot_size_});
 	RTE_VERIFY(n > 0);
 	buf_of_[chunk_id] = static_cast<uint8_t *>(b);

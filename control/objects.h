@@ -108,6 +108,12 @@ public:
 	std::span<const uint8_t> chunk_payload(uint32_t chunk_id) override;
 	void chunk_acked(uint32_t chunk_id) override;
 
+	// Chunks claimed from now on are encoded against `index` (same baseline bytes
+	// and tag): a sender starts with a cheap index (in-place compares only) and
+	// moves to the full one (moved and shifted blocks) once it is built.  The old
+	// index must stay alive: a worker may be encoding with it.
+	void set_index(const hde::BaselineIndex *index) { base_.store(index, std::memory_order_release); }
+
 	// The compression tier for chunks claimed from now on (TierPolicy's choice).
 	void set_tier(hde::Tier t) { tier_.store(uint8_t(t), std::memory_order_relaxed); }
 	hde::Tier tier() const { return hde::Tier(tier_.load(std::memory_order_relaxed)); }
@@ -118,7 +124,7 @@ public:
 
 private:
 	const SourceFile *file_ = nullptr;
-	const hde::BaselineIndex *base_ = nullptr;
+	std::atomic<const hde::BaselineIndex *> base_{nullptr};
 	hde::BaselineIndex none_;
 	uint32_t chunk_size_ = 0, nb_chunks_ = 0, slot_size_ = 0;
 	uint8_t *mem_ = nullptr;
