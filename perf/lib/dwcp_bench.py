@@ -743,10 +743,15 @@ def plaintext_hits(pcap, src, max_patterns=200000):
     with tempfile.NamedTemporaryFile('wb', delete=False) as pf:
         pf.write(b'\n'.join(patterns) + b'\n')
     try:
-        r = subprocess.run(['grep', '-a', '-o', '-F', '-f', pf.name, pcap], stdout=subprocess.PIPE)
+        # Bytes, not characters: in a UTF-8 locale grep builds its matcher per
+        # character and 200000 patterns of non-ASCII text exhaust memory.
+        r = subprocess.run(['grep', '-a', '-o', '-F', '-f', pf.name, pcap], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL='C'))
     finally:
         os.unlink(pf.name)
-    hits = r.stdout.count(b'\n') if r.returncode == 0 else 0
+    if r.returncode not in (0, 1):  # 1: no match; anything else: grep failed, and 0 hits would be a lie
+        raise Fail(f'grep over the capture failed (exit {r.returncode}): {r.stderr.decode(errors="replace").strip()}')
+    hits = r.stdout.count(b'\n')
     return frames, len(data), hits, len(patterns)
 
 
