@@ -4,8 +4,10 @@
 //   hde_bench --baseline A --new B [--dirty MAP] [--tier T] [--reps N] [--corpus NAME]
 //   hde_bench --new B ...                  first round: no baseline
 //   hde_bench --state --baseline A --new B  cluster state maps ("key\tvalue" lines)
+//   --page-size 4k|thp|2m|auto              pages under the images (default auto: the best)
 //
-// Images are read into memory up front (the gateway encodes from hugepage buffers),
+// Images are read into memory up front, on hugepages when there are (the gateway
+// encodes from hugepage buffers; see --page-size below),
 // the baseline index is built once (as at session set-up) and timed apart, then
 // chunks are encoded and decoded on this thread only: the GB/s are per core.
 // Reported: median of --reps runs with min and max, and cycles per byte at the
@@ -13,15 +15,16 @@
 #include "dataplane/hde/delta_file.h"
 #include "dataplane/hde/state_delta.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -34,28 +37,252 @@ double now_s()
 	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Images live in page-aligned memory, as in the gateway (hugepage buffers, an
-// mmap'd baseline).  A plain std::vector starts 16 bytes into a page, so every
-// 4 KiB block straddles two pages: one more TLB miss and cache line per copy
-// of each dirty block, which cost 15-20% of the encoder's speed with a map.
-template <typename T>
-struct PageAllocator {
-	using value_type = T;
-	PageAllocator() = default;
-	template <typename U>
-	PageAllocator(const PageAllocator<U> &) {}
-	T *allocate(size_t n)
+// Images live in page-aligned mmap'd memory, as in the gateway (hugepage buffers,
+// an mmap'd baseline).  A plain std::vector starts 16 bytes into a page, so every
+// 4 KiB block straddles two pages: one more TLB miss and cache line per copy of
+// each dirty block, which cost 15-20% of the encoder's speed with a map.
+//
+// --page-size picks the pages under the images, the dirty map and the decoder's
+// output (default auto: the best available, in this order):
+//   2m   2 MiB pages of the hugetlbfs pool (MAP_HUGETLB), when enough are free;
+//   thp  transparent hugepages: 2 MiB-aligned anonymous memory, MADV_HUGEPAGE
+//        (THP "enabled" must be [always] or [madvise]);
+//   4k   ordinary pages (MADV_NOHUGEPAGE, so THP "always" does not creep in).
+// The gateway's buffers and a migrated VM's guest RAM are hugepage-backed, so 2m
+// (or thp) is the setup the design describes; 4k is the worst case (random dirty
+// pages then take a page walk per copy per block).  What the images really got is
+// read back from /proc/self/smaps (Private_Hugetlb, AnonHugePages) and reported as
+// image_pages and image_hugepage_pct, never assumed.
+enum class Pages { k4, thp, h2m };
+
+const char *pages_name(Pages p)
+{
+	return p == Pages::h2m ? "2m" : p == Pages::thp ? "thp" : "4k";
+}
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t n, size_t a)
+{
+	return (n + a - 1) / a * a;
+}
+
+// A field of /proc/meminfo (its number), or 0.
+size_t meminfo_value(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	size_t v = 0, klen = strlen(key);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtoull(line + klen + 1, nullptr, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+// 2 MiB pages of the default hugetlb pool that a new mapping can still reserve.
+size_t hugetlb_free_pages()
+{
+	if (meminfo_value("Hugepagesize") != 2048)
+		return 0;
+	size_t free_p = meminfo_value("HugePages_Free"), rsvd = meminfo_value("HugePages_Rsvd");
+	return free_p > rsvd ? free_p - rsvd : 0;
+}
+
+bool thp_available()
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (!f)
+		return false;
+	char line[256] = {};
+	bool ok = fgets(line, sizeof line, f) && (strstr(line, "[always]") || strstr(line, "[madvise]"));
+	fclose(f);
+	return ok;
+}
+
+// One mmap'd buffer of n bytes on pages of one kind.  Not a std::vector: nothing
+// is copied or zeroed behind the benchmark's back, and the pages are known.
+class Buffer {
+public:
+	Buffer() = default;
+	Buffer(const Buffer &) = delete;
+	Buffer &operator=(const Buffer &) = delete;
+	~Buffer() { release(); }
+
+	// Maps n bytes on pages of kind `want` (untouched: the caller faults them in
+	// by writing).  False when that kind cannot be had; the buffer is then empty.
+	bool allocate(size_t n, Pages want)
 	{
-		size_t bytes = (n * sizeof(T) + 4095) / 4096 * 4096;
-		void *p = aligned_alloc(4096, bytes ? bytes : 4096);
-		if (!p)
-			throw std::bad_alloc();
-		return static_cast<T *>(p);
+		release();
+		if (n == 0) {
+			pages_ = want;
+			return true;
+		}
+		void *m = MAP_FAILED;
+		size_t len = 0;
+		uint8_t *p = nullptr;
+		if (want == Pages::h2m) {
+			len = round_up(n, kHugePage);
+			m = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
+			if (m == MAP_FAILED)
+				return false;
+			p = static_cast<uint8_t *>(m);
+		} else if (want == Pages::thp) {
+			// Over-map by one hugepage and trim both ends to 2 MiB boundaries, so
+			// every 2 MiB of the buffer can be one hugepage.
+			len = round_up(n, kHugePage);
+			m = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				return false;
+			uintptr_t a = reinterpret_cast<uintptr_t>(m), al = round_up(a, kHugePage);
+			if (al > a)
+				munmap(m, al - a);
+			if (a + kHugePage > al)
+				munmap(reinterpret_cast<void *>(al + len), a + kHugePage - al);
+			m = reinterpret_cast<void *>(al);
+			p = static_cast<uint8_t *>(m);
+			if (madvise(m, len, MADV_HUGEPAGE) != 0) {
+				munmap(m, len);
+				return false;
+			}
+		} else {
+			len = round_up(n, 4096);
+			m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				return false;
+			p = static_cast<uint8_t *>(m);
+			madvise(m, len, MADV_NOHUGEPAGE); // THP "always" would put hugepages here
+		}
+		p_ = p;
+		n_ = n;
+		map_len_ = len;
+		pages_ = want;
+		return true;
 	}
-	void deallocate(T *p, size_t) { free(p); }
-	bool operator==(const PageAllocator &) const { return true; }
+	void release()
+	{
+		if (p_)
+			munmap(p_, map_len_);
+		p_ = nullptr;
+		n_ = map_len_ = 0;
+	}
+	uint8_t *data() const { return p_; }
+	size_t size() const { return n_; }
+	bool empty() const { return n_ == 0; }
+	uint8_t *begin() const { return p_; }
+	uint8_t *end() const { return p_ + n_; }
+	size_t mapped() const { return map_len_; }
+	Pages pages() const { return pages_; }
+
+private:
+	uint8_t *p_ = nullptr;
+	size_t n_ = 0, map_len_ = 0;
+	Pages pages_ = Pages::k4;
 };
-using Image = std::vector<uint8_t, PageAllocator<uint8_t>>;
+
+// The kinds --page-size lets the benchmark try for `pages_needed` 2 MiB pages, best first.
+std::vector<Pages> page_choices(const std::string &arg, size_t pages_needed, std::string &note)
+{
+	const bool have_thp = thp_available();
+	const size_t free_2m = hugetlb_free_pages();
+	if (arg == "4k")
+		return {Pages::k4};
+	if (arg == "2m") {
+		if (free_2m < pages_needed)
+			note += "only " + std::to_string(free_2m) + " free 2 MiB hugetlb pages, " +
+				std::to_string(pages_needed) + " needed; ";
+		return {Pages::h2m, Pages::k4};
+	}
+	if (arg == "thp") {
+		if (!have_thp)
+			note += "transparent hugepages disabled (/sys/kernel/mm/transparent_hugepage/enabled); ";
+		return {Pages::thp, Pages::k4};
+	}
+	std::vector<Pages> v;
+	if (free_2m >= pages_needed)
+		v.push_back(Pages::h2m);
+	if (have_thp)
+		v.push_back(Pages::thp);
+	if (v.empty())
+		note += "no hugepages (" + std::to_string(free_2m) + " free 2 MiB hugetlb pages of " +
+			std::to_string(pages_needed) + " needed, THP disabled); ";
+	v.push_back(Pages::k4);
+	return v;
+}
+
+// Maps n bytes on the first kind of `choices` that can be had.
+bool allocate_buffer(Buffer &b, size_t n, const std::vector<Pages> &choices, std::string &note)
+{
+	for (Pages p : choices) {
+		if (b.allocate(n, p))
+			return true;
+		note += std::string(pages_name(p)) + " mapping of " + std::to_string(n >> 20) + " MiB failed (" +
+			strerror(errno) + "); ";
+	}
+	return false;
+}
+
+bool read_image(const std::string &path, Buffer &out, const std::vector<Pages> &choices, std::string &note)
+{
+	FILE *f = fopen(path.c_str(), "rb");
+	if (!f)
+		return false;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	// Reading the file in writes (faults in) every page.
+	bool ok = n >= 0 && allocate_buffer(out, size_t(n), choices, note) &&
+		(n == 0 || fread(out.data(), 1, size_t(n), f) == size_t(n));
+	fclose(f);
+	return ok;
+}
+
+// Bytes of the mappings that hold the given buffers that /proc/self/smaps shows on
+// hugetlb pages and on transparent hugepages.  Adjacent mappings of one kind may
+// be merged into one by the kernel: every mapping that overlaps a buffer is
+// counted once, whole (only these buffers ask for hugepages).
+struct HugeCheck {
+	size_t hugetlb = 0, thp = 0;
+	bool read = false;
+};
+
+HugeCheck check_hugepages(const std::vector<const Buffer *> &bufs)
+{
+	HugeCheck r;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return r;
+	r.read = true;
+	char line[512];
+	bool in = false;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char dash;
+		if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
+			in = false;
+			for (const Buffer *b : bufs) {
+				uintptr_t s = reinterpret_cast<uintptr_t>(b->data());
+				if (b->mapped() && s < hi && s + b->mapped() > lo)
+					in = true;
+			}
+			continue;
+		}
+		if (!in)
+			continue;
+		size_t kb = 0;
+		if (sscanf(line, "AnonHugePages: %zu kB", &kb) == 1)
+			r.thp += kb << 10;
+		else if (sscanf(line, "Private_Hugetlb: %zu kB", &kb) == 1 || sscanf(line, "Shared_Hugetlb: %zu kB", &kb) == 1)
+			r.hugetlb += kb << 10;
+	}
+	fclose(f);
+	return r;
+}
 
 template <typename Buf>
 bool read_file(const std::string &path, Buf &out)
@@ -140,7 +367,7 @@ int bench_state(const std::string &corpus, const std::string &base_path, const s
 
 int main(int argc, char **argv)
 {
-	std::string base_path, new_path, dirty_path, corpus = "pair";
+	std::string base_path, new_path, dirty_path, corpus = "pair", page_size = "auto";
 	Tier tier = Tier::zstd3;
 	int reps = 3;
 	bool state = false;
@@ -165,7 +392,13 @@ int main(int argc, char **argv)
 			reps = std::max(1, atoi(next().c_str()));
 		else if (a == "--state")
 			state = true;
-		else if (a == "--tier") {
+		else if (a == "--page-size") {
+			page_size = next();
+			if (page_size != "4k" && page_size != "thp" && page_size != "2m" && page_size != "auto") {
+				fprintf(stderr, "hde_bench: --page-size is 4k, thp, 2m or auto\n");
+				return 1;
+			}
+		} else if (a == "--tier") {
 			if (!parse_tier(next(), tier)) {
 				fprintf(stderr, "hde_bench: unknown tier\n");
 				return 1;
@@ -176,19 +409,69 @@ int main(int argc, char **argv)
 		}
 	}
 	if (new_path.empty()) {
-		fprintf(stderr, "usage: hde_bench [--state] [--baseline A] --new B [--dirty MAP] [--tier T] [--reps N]\n");
+		fprintf(stderr, "usage: hde_bench [--state] [--baseline A] --new B [--dirty MAP] [--tier T] [--reps N] "
+				"[--page-size 4k|thp|2m|auto]\n");
 		return 1;
 	}
 	if (state)
 		return bench_state(corpus, base_path, new_path, tier, reps);
 
-	Image base, cur;
+	// The baseline, the new image and the dirty map on pages of one kind (the
+	// decoder's output takes the new image's pages once it is gone).
 	std::vector<uint8_t> dirty_bytes;
-	if ((!base_path.empty() && !read_file(base_path, base)) || !read_file(new_path, cur) ||
-		(!dirty_path.empty() && !read_file(dirty_path, dirty_bytes))) {
-		fprintf(stderr, "hde_bench: cannot read an input file\n");
+	if (!dirty_path.empty() && !read_file(dirty_path, dirty_bytes)) {
+		fprintf(stderr, "hde_bench: cannot read %s\n", dirty_path.c_str());
 		return 2;
 	}
+	auto file_size = [](const std::string &path) -> size_t {
+		FILE *f = path.empty() ? nullptr : fopen(path.c_str(), "rb");
+		if (!f)
+			return 0;
+		fseek(f, 0, SEEK_END);
+		long n = ftell(f);
+		fclose(f);
+		return n > 0 ? size_t(n) : 0;
+	};
+	const size_t pages_needed = (file_size(base_path) + kHugePage - 1) / kHugePage +
+		(file_size(new_path) + kHugePage - 1) / kHugePage + (dirty_bytes.empty() ? 0 : 1);
+	std::string page_note;
+	const std::vector<Pages> choices = page_choices(page_size, pages_needed, page_note);
+	Buffer base, cur, map_buf;
+	if ((!base_path.empty() && !read_image(base_path, base, choices, page_note)) ||
+		!read_image(new_path, cur, choices, page_note)) {
+		fprintf(stderr, "hde_bench: cannot read %s or %s\n", base_path.c_str(), new_path.c_str());
+		return 2;
+	}
+	const size_t map_words = (dirty_bytes.size() + 7) / 8;
+	if (!allocate_buffer(map_buf, map_words * 8, choices, page_note)) {
+		fprintf(stderr, "hde_bench: cannot allocate the dirty map\n");
+		return 2;
+	}
+	uint64_t *words = reinterpret_cast<uint64_t *>(map_buf.data());
+	if (map_words)
+		memcpy(words, dirty_bytes.data(), dirty_bytes.size()); // (mmap'd: a short last word is zero-padded)
+	// What the images and the map really are on, from the kernel's accounting.
+	const size_t image_bytes = base.mapped() + cur.mapped() + map_buf.mapped();
+	HugeCheck hc = check_hugepages({&base, &cur, &map_buf});
+	double huge_pct = image_bytes ? 100.0 * double(std::min(image_bytes, hc.hugetlb + hc.thp)) / double(image_bytes) : 0;
+	Pages image_pages = Pages::k4;
+	if (hc.hugetlb * 100 >= image_bytes * 99)
+		image_pages = Pages::h2m;
+	else if (huge_pct >= 90)
+		image_pages = Pages::thp;
+	Pages asked = cur.pages();
+	if (asked != Pages::k4 && image_pages == Pages::k4)
+		page_note += std::string(pages_name(asked)) + " asked, only " + std::to_string(int(huge_pct)) +
+			"% of the images on hugepages; ";
+	if (page_size != "auto" && asked != (page_size == "2m" ? Pages::h2m : page_size == "thp" ? Pages::thp : Pages::k4))
+		page_note += "--page-size " + page_size + " not available; ";
+	fprintf(stderr,
+		"hde_bench: images and dirty map (%.1f MiB mapped) on %s pages: /proc/self/smaps shows %.1f MiB "
+		"Private_Hugetlb, %.1f MiB AnonHugePages (%.1f%% on hugepages)%s%s\n",
+		double(image_bytes) / 1048576.0,
+		image_pages == Pages::h2m ? "2 MiB hugetlbfs" : image_pages == Pages::thp ? "transparent huge" : "4 KiB",
+		double(hc.hugetlb) / 1048576.0, double(hc.thp) / 1048576.0, huge_pct, hc.read ? "" : " (smaps unreadable)",
+		page_note.empty() ? "" : ("; note: " + page_note.substr(0, page_note.size() - 2)).c_str());
 	double images_mb = double(base.size() + cur.size()) / 1048576.0;
 	const size_t c = kDefaultChunkSize;
 	const size_t nb_chunks = (cur.size() + c - 1) / c;
@@ -229,12 +512,10 @@ int main(int argc, char **argv)
 	// With the hypervisor's dirty map: GB/s of dirty bytes.
 	double dirty_gbps = 0;
 	size_t nb_dirty = 0;
-	std::vector<uint64_t> words((dirty_bytes.size() + 7) / 8);
 	if (!dirty_bytes.empty()) {
-		memcpy(words.data(), dirty_bytes.data(), dirty_bytes.size());
-		for (uint64_t w : words)
-			nb_dirty += size_t(__builtin_popcountll(w));
-		DirtyMap dm{words.data(), dirty_bytes.size() * 8};
+		for (size_t i = 0; i < map_words; i++)
+			nb_dirty += size_t(__builtin_popcountll(words[i]));
+		DirtyMap dm{words, dirty_bytes.size() * 8};
 		std::vector<double> t;
 		for (int r = 0; r < reps; r++) {
 			double s = now_s();
@@ -244,19 +525,30 @@ int main(int argc, char **argv)
 		dirty_gbps = double(nb_dirty * kBlockSize) / spread(t).median / 1e9;
 		encode_all({}); // the delta without the map is the one decoded below
 	}
-	double rss_encode = peak_rss_mb();
+	// Hugetlb pages are not in ru_maxrss: they are added, as mapped here.
+	auto hugetlb_mb = [](std::initializer_list<const Buffer *> bufs) {
+		size_t n = 0;
+		for (const Buffer *b : bufs)
+			n += b->pages() == Pages::h2m ? b->mapped() : 0;
+		return double(n) / 1048576.0;
+	};
+	double rss_encode = peak_rss_mb() + hugetlb_mb({&base, &cur, &map_buf});
 
 	// Decode into a buffer of its own, prefaulted as hugepage buffers are, after
 	// the new image is gone (the receiver holds the baseline and the output only).
-	Image().swap(cur);
-	Image out;
+	cur.release();
+	Buffer out; // on the new image's pages
 	uint64_t new_size = 0;
 	for (size_t i = 0; i < nb_chunks; i++) {
 		ChunkHeader h;
 		parse_chunk_header(std::span(delta).subspan(offs[i]), h);
 		new_size += h.len;
 	}
-	out.assign(new_size, 1);
+	if (!allocate_buffer(out, new_size, {asked, Pages::k4}, page_note)) {
+		fprintf(stderr, "hde_bench: cannot allocate the output\n");
+		return 2;
+	}
+	memset(out.data(), 1, new_size);
 	ChunkDecoder dec(c);
 	std::vector<double> dec_t;
 	for (int r = 0; r < reps; r++) {
@@ -276,7 +568,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hde_bench: decoded image differs\n");
 		return 2;
 	}
-	double rss_peak = peak_rss_mb();
+	double rss_peak = std::max(rss_encode, peak_rss_mb() + hugetlb_mb({&base, &map_buf, &out}));
 	Spread e = spread(enc_t), d = spread(dec_t);
 	double in = double(new_size);
 	double dirty_pct = nb_dirty ? 100.0 * double(nb_dirty) / double((new_size + kBlockSize - 1) / kBlockSize) : 0;
@@ -286,12 +578,14 @@ int main(int argc, char **argv)
 	       "\"decode_gbps_min\": %.3f, \"decode_gbps_max\": %.3f, \"encode_dirtymap_gbps_of_dirty_bytes\": %.3f, "
 	       "\"index_build_s\": %.3f, \"index_mb\": %.1f, \"sha256_gbps\": %.3f, \"bytes_in\": %.0f, \"bytes_wire\": %zu, "
 	       "\"tier\": \"%s\", \"isa\": \"%s\", \"cores_used\": 1, \"reps\": %d, \"blocks\": {\"same\": %lu, \"zero\": %lu, "
-	       "\"copy\": %lu, \"dup\": %lu, \"xor_inplace\": %lu, \"xor_shifted\": %lu, \"literal\": %lu}}\n",
+	       "\"copy\": %lu, \"dup\": %lu, \"xor_inplace\": %lu, \"xor_shifted\": %lu, \"literal\": %lu}, "
+	       "\"image_pages\": \"%s\", \"image_hugepage_pct\": %.1f}\n",
 		corpus.c_str(), dirty_pct, in / double(wire), in / e.median / 1e9, in / d.median / 1e9, rss_peak, images_mb,
 		std::max(rss_encode, rss_peak) - images_mb, in / e.max / 1e9, in / e.min / 1e9, in / d.max / 1e9,
 		in / d.min / 1e9, dirty_gbps, index_s, double(idx.memory_bytes()) / 1048576.0,
 		double(base.size() + new_size) / sha_s / 1e9, in, wire, tier_name(tier), enc.kernels_used().name, reps,
 		(unsigned long)st.same, (unsigned long)st.zero, (unsigned long)st.copy, (unsigned long)st.dup,
-		(unsigned long)st.xor_inplace, (unsigned long)st.xor_shifted, (unsigned long)st.literal);
+		(unsigned long)st.xor_inplace, (unsigned long)st.xor_shifted, (unsigned long)st.literal,
+		pages_name(image_pages), huge_pct);
 	return 0;
 }
