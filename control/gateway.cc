@@ -1333,6 +1333,20 @@ int Gateway::control_sender()
 		tuner_ = std::make_unique<StreamTuner>(ac, streams_, streams_reason_);
 	}
 	ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;
+	// Now that the set-up exchanges measured the RTT, the first window is each
+	// stream's share of the real bandwidth-delay product at the pacing ceiling
+	// (not the 250 ms guess the sessions were made with): a 300 ms path is full
+	// from the first round trip instead of after two or three of startup.  The
+	// pacer never exceeds the ceiling, so the window cannot overrun the link.
+	if (ceiling_) {
+		double bdp_pkts = double(ceiling_) * double(hello_rtt_ns_) / 1e9 / pkt;
+		uint32_t first = uint32_t(std::clamp(bdp_pkts / std::max<uint16_t>(streams_, 1), 32.0, ring / 2.0));
+		uint64_t rtt = hello_rtt_ns_;
+		for (size_t i = 0; i < workers_.size(); i++) {
+			auto s = sessions_[i];
+			workers_[i]->post([s, first, rtt](Worker &w) { s->set_initial_windows(first, rtt, w.now_ns()); });
+		}
+	}
 	steer_ports(path_.get(), o_.ip, acc.rx_queues, acc.reta_size, acc.rss);
 	amst::ChunkProvider *provider = source_.get();
 	if (delta) {

@@ -641,6 +641,13 @@ void Session::set_active_streams(uint16_t n, uint64_t now_ns)
 			streams_[s].tx->set_initial_window(pkts, ref->rtt().smoothed(), now_ns);
 }
 
+void Session::set_initial_windows(uint32_t packets, uint64_t rtt_ns, uint64_t now_ns)
+{
+	for (uint16_t s = 1; s <= cfg_.nb_streams; s++)
+		if (owns(s))
+			streams_[s].tx->set_initial_window(packets, rtt_ns, now_ns);
+}
+
 void Session::set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns)
 {
 	ceiling_ = bytes_per_s;

@@ -137,6 +137,10 @@ public:
 	// at once instead of slow-starting while the others' shares shrink.
 	void set_active_streams(uint16_t n, uint64_t now_ns = 0);
 	uint16_t active_streams() const { return active_streams_; }
+	// Data streams that have not sent yet start from a window of `packets` and an
+	// RTT of rtt_ns: what the control plane learnt from the set-up exchanges (the
+	// configured window is a guess made before any RTT was known).
+	void set_initial_windows(uint32_t packets, uint64_t rtt_ns, uint64_t now_ns);
 	// The whole session's pacing ceiling in bytes/s, shared out evenly over the
 	// active streams (the spec's rate = bw * 0.95 / streams, with bw*0.95 passed in).
 	void set_rate_ceiling(uint64_t bytes_per_s, uint64_t now_ns);
