@@ -1096,7 +1096,8 @@ std::string Gateway::await_reply(MsgType want, const char *what, uint64_t since_
 		if (!ev)
 			return interrupted() ? "interrupted"
 					     : "peer " + ip_str(o_.peer) + ":" + std::to_string(o_.udp_port) + " did not " + what +
-						       " within " + std::to_string(int(o_.timeout_s)) + " s (is a gateway listening there?)";
+						       " within " + std::to_string(int(o_.timeout_s)) + " s (is a gateway listening there" +
+						       (o_.crypto ? "?)" : ", with --crypto off too?)");
 		std::unique_ptr<Event> hold(ev);
 		if (ev->kind == Event::Kind::session_closed)
 			return "peer closed the session: " + ev->text;
