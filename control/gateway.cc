@@ -61,6 +61,11 @@ constexpr uint32_t packet_overhead(bool crypto) { return kPacketOverhead + (cryp
 // The receiver keeps the previous key 2 s for late packets (dataplane/crypto).
 constexpr uint64_t kMinKeyUpdateGapNs = 1'000'000'000;
 
+// A handshake gets at most this long, whatever --timeout-s says: a listener serves
+// one session at a time, and a client that proved its address and then went
+// quiet must not hold it for the whole silence timeout.
+constexpr double kHandshakeLimitS = 10;
+
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
 
@@ -535,6 +540,7 @@ private:
 	std::unique_ptr<InitialChannel> ic_;
 	bool keys_ = false, confirmed_ = false;
 	uint64_t handshake_ns_ = 0, key_updates_ = 0, last_key_update_ns_ = 0, key_update_tx_ = 0;
+	std::vector<uint64_t> sealed_at_update_; // per worker, tx_sealed at the last key update
 	std::string tls_peer_;
 	std::string aead_name_;
 	// deltas
@@ -853,6 +859,9 @@ std::string Gateway::install_keys()
 	keys_ = true;
 	last_key_update_ns_ = mono_ns();
 	key_update_tx_ = totals().tx_packets;
+	sealed_at_update_.clear();
+	for (auto &w : workers_)
+		sealed_at_update_.push_back(w->snapshot().tx_sealed);
 	return "";
 }
 
@@ -892,7 +901,7 @@ std::string Gateway::handshake(uint64_t deadline_ns)
 		}
 		if (mono_ns() >= deadline_ns)
 			return "peer " + peer + ":" + std::to_string(o_.udp_port) + " did not complete the TLS handshake within " +
-			       std::to_string(int(o_.timeout_s)) + " s (" + std::to_string(ic_->packets_received()) +
+			       std::to_string(int(std::min(o_.timeout_s, kHandshakeLimitS))) + " s (" + std::to_string(ic_->packets_received()) +
 			       " handshake packets received; is a gateway with security on listening there?)";
 	}
 }
@@ -907,6 +916,18 @@ void Gateway::maybe_update_keys(uint64_t now)
 	uint64_t tx = t.tx_packets;
 	if (tx - key_update_tx_ < o_.key_update_packets && now < last_key_update_ns_ + uint64_t(o_.key_update_s * 1e9))
 		return;
+	// Every worker must have sealed in the current phase since the last update:
+	// one that skipped a phase would come back two keys ahead of what its peer
+	// holds (current and next), with the same phase bit as the current key.  An
+	// idle worker postpones the update; the budget in the default has room.
+	std::vector<uint64_t> sealed(workers_.size());
+	for (size_t i = 0; i < workers_.size(); i++)
+		sealed[i] = workers_[i]->snapshot().tx_sealed;
+	if (sealed_at_update_.size() == sealed.size())
+		for (size_t i = 0; i < sealed.size(); i++)
+			if (sealed[i] == sealed_at_update_[i])
+				return;
+	sealed_at_update_ = sealed;
 	// A worker that cannot switch keeps its current key (still within its budget
 	// for a while) and says so.
 	post_all([](Worker &w) {
@@ -1274,7 +1295,8 @@ int Gateway::control_sender()
 	first_packet_ns_ = mono_ns();
 	if (o_.crypto) {
 		ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::client, session_id_, o_.mtu - 20u - 8u);
-		if (std::string e = handshake(first_packet_ns_ + uint64_t(o_.timeout_s * 1e9)); !e.empty())
+		if (std::string e = handshake(first_packet_ns_ + uint64_t(std::min(o_.timeout_s, kHandshakeLimitS) * 1e9));
+		    !e.empty())
 			return fail(e);
 	}
 	Hello hello{.name = object_name_,
@@ -1356,7 +1378,7 @@ int Gateway::control_sender()
 		// Hashing a 4 GiB baseline takes seconds: the first chunks go against a
 		// cheap index (unchanged and in-place-edited blocks, the bulk of a pre-copy
 		// round), and the full one (moved and shifted data) takes over when built.
-		const hde::BaselineIndex *index = base_index_.get();
+		const hde::BaselineIndex *index = nullptr;
 		if (!index_ready_.load(std::memory_order_acquire)) {
 			hde::BaselineIndex::Options quick;
 			quick.moved_blocks = quick.shifted_data = false;
@@ -1365,6 +1387,7 @@ int Gateway::control_sender()
 			index = quick_index_.get();
 		} else {
 			index_thread_.join();
+			index = base_index_.get(); // read only once the builder is done with it
 			index_published_ = true;
 		}
 		encoded_ = std::make_unique<EncodedSource>();
@@ -1543,7 +1566,9 @@ int Gateway::control_receiver()
 				return 1;
 			};
 			if (ic_) {
-				if (std::string e = handshake(first_packet_ns_ + uint64_t(o_.timeout_s * 1e9)); !e.empty()) {
+				if (std::string e =
+					    handshake(first_packet_ns_ + uint64_t(std::min(o_.timeout_s, kHandshakeLimitS) * 1e9));
+				    !e.empty()) {
 					err_ = e;
 					return 1;
 				}

@@ -1,5 +1,7 @@
 #include "control/initial_channel.h"
 
+#include <cstring>
+
 #include "dataplane/amst/wire.h"
 
 namespace dwcp::control {
@@ -27,6 +29,12 @@ void InitialChannel::frame(const std::vector<CryptoSegment> &segs, std::vector<s
 		if (!n)
 			continue; // cannot happen: segments are cut to fit (see max_segment below)
 		len += n;
+		// Padding (zero bytes are PADDING frames) to kMinInitialLen, so a listener
+		// may answer with a RETRY without amplifying anything.
+		if (role_ == Handshake::Role::client && len < wire::kMinInitialLen && p.size() >= wire::kMinInitialLen) {
+			memset(p.data() + len, 0, wire::kMinInitialLen - len);
+			len = wire::kMinInitialLen;
+		}
 		p.resize(len);
 		out->push_back(std::move(p));
 		sent_++;

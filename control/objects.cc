@@ -119,6 +119,10 @@ std::string MappedFile::open(const std::string &path)
 
 EncodedSource::~EncodedSource()
 {
+	// Chunks never acknowledged may hold buffers from the heap.
+	for (uint8_t *b : buf_of_)
+		if (b && !(b >= mem_ && b < mem_ + uint64_t(nb_bufs_) * slot_size_))
+			rte_free(b);
 	rte_ring_free(free_);
 	rte_free(mem_);
 }
@@ -137,7 +141,7 @@ std::string EncodedSource::start(const SourceFile *file, uint32_t chunk_size, ui
 	// The scheduler lets the workers claim at most `window` chunks past the oldest
 	// unacknowledged one; a few more buffers cover chunks acknowledged but not yet
 	// returned by a worker that is between bursts.
-	uint32_t nb_bufs = window + 64;
+	uint32_t nb_bufs = nb_bufs_ = window + 64;
 	slot_size_ = uint32_t(RTE_ALIGN_CEIL(hde::max_encoded_chunk_size(chunk_size), 64));
 	uint64_t bytes = uint64_t(nb_bufs) * slot_size_;
 	mem_ = static_cast<uint8_t *>(rte_malloc("dwcp_encoded", bytes, 64));
@@ -165,10 +169,17 @@ std::span<const uint8_t> EncodedSource::chunk_payload(uint32_t chunk_id)
 	unsigned lc = rte_lcore_id();
 	int e = lc < RTE_MAX_LCORE ? enc_of_lcore_[lc] : -1;
 	void *b = nullptr;
-	// Neither can fail as set up: only workers claim chunks, and the window bounds
-	// how many are held.  If one ever did the session would send a broken chunk,
-	// so stop loudly instead.
-	RTE_VERIFY(e >= 0 && chunk_id < nb_chunks_ && rte_ring_dequeue(free_, &b) == 0);
+	// Only workers claim chunks: anything else would send a broken chunk, so stop
+	// loudly instead.
+	RTE_VERIFY(e >= 0 && chunk_id < nb_chunks_);
+	// The receiver's window bounds the chunks held, but it may move on (chunks
+	// complete there) before their acknowledgements reach this side and return
+	// the buffers: then one more comes from the heap, freed on its ack.
+	if (rte_ring_dequeue(free_, &b) != 0) {
+		b = rte_malloc("dwcp_encoded_extra", slot_size_, 64);
+		RTE_VERIFY(b != nullptr);
+		extra_.fetch_add(1, std::memory_order_relaxed);
+	}
 	auto t0 = std::chrono::steady_clock::now();
 	uint64_t off = uint64_t(chunk_id) * chunk_size_;
 	std::span<const uint8_t> all = file_->bytes();
@@ -188,10 +199,14 @@ std::span<const uint8_t> EncodedSource::chunk_payload(uint32_t chunk_id)
 
 void EncodedSource::chunk_acked(uint32_t chunk_id)
 {
-	if (chunk_id < nb_chunks_ && buf_of_[chunk_id]) {
-		rte_ring_enqueue(free_, buf_of_[chunk_id]);
-		buf_of_[chunk_id] = nullptr;
-	}
+	if (chunk_id >= nb_chunks_ || !buf_of_[chunk_id])
+		return;
+	uint8_t *b = buf_of_[chunk_id];
+	buf_of_[chunk_id] = nullptr;
+	if (b >= mem_ && b < mem_ + uint64_t(nb_bufs_) * slot_size_)
+		rte_ring_enqueue(free_, b);
+	else
+		rte_free(b);
 }
 
 // ---------------------------------------------------------------- sink

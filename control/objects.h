@@ -126,8 +126,9 @@ private:
 	const SourceFile *file_ = nullptr;
 	std::atomic<const hde::BaselineIndex *> base_{nullptr};
 	hde::BaselineIndex none_;
-	uint32_t chunk_size_ = 0, nb_chunks_ = 0, slot_size_ = 0;
+	uint32_t chunk_size_ = 0, nb_chunks_ = 0, slot_size_ = 0, nb_bufs_ = 0;
 	uint8_t *mem_ = nullptr;
+	std::atomic<uint64_t> extra_{0};  // buffers taken from the heap past the pool
 	rte_ring *free_ = nullptr;       // encoded-chunk buffers not in use (MP/MC)
 	std::vector<uint8_t *> buf_of_;  // chunk id -> its buffer while held
 	std::vector<int16_t> enc_of_lcore_;

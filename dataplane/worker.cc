@@ -84,6 +84,7 @@ std::string Worker::init(const WorkerConfig &cfg, rte_ring *events, std::vector<
 		if (cfg.listen) {
 			tokens_ = std::make_unique<crypto::RetryTokens>();
 			limiter_ = std::make_unique<crypto::SourceLimiter>(cfg.handshakes_per_s, cfg.handshake_burst);
+			validated_limiter_ = std::make_unique<crypto::SourceLimiter>(cfg.handshakes_per_s, cfg.handshake_burst);
 		}
 	}
 	arp_.init(cfg.iface, rte_get_tsc_hz());
@@ -296,6 +297,13 @@ void Worker::handle_initial(const uint8_t *p, uint16_t len, const wire::Header &
 		return;
 	}
 	if (session_ && h.session_id == session_id_) {
+		// Only the peer's address may speak in our handshake: the session id is
+		// visible to anyone on the path, who could otherwise inject a RETRY or
+		// CRYPTO bytes ahead of the real ones.
+		if (path_ && v.src_ip != path_->ip) {
+			local_.rx_bad_initial++;
+			return;
+		}
 		// Our handshake: the control thread runs TLS.  Once it is over, or when more
 		// arrive than any handshake needs (256 per 100 ms), they are dropped.
 		if (handshake_over_) {
@@ -344,16 +352,29 @@ void Worker::handle_initial(const uint8_t *p, uint16_t len, const wire::Header &
 		local_.rx_bad_initial++;
 		return;
 	}
-	if (!limiter_->allow(v.src_ip, now)) {
-		local_.rx_initial_limited++;
-		return;
-	}
 	if (token.empty()) {
+		// A RETRY goes only to an INITIAL padded to kMinInitialLen, so it is never
+		// larger than what it answers, and at most at the source's rate: spoofed
+		// floods cannot turn the listener into an amplifier.
+		if (len < wire::kMinInitialLen) {
+			local_.rx_bad_initial++;
+			return;
+		}
+		if (!limiter_->allow(v.src_ip, now)) {
+			local_.rx_initial_limited++;
+			return;
+		}
 		send_retry(h, v, now);
 		return;
 	}
 	if (tokens_->check(v.src_ip, v.src_port, h.session_id, token, now) != crypto::RetryTokens::Check::ok) {
 		local_.rx_bad_token++;
+		return;
+	}
+	// The token proved the address: a limit of its own, which spoofed traffic
+	// (that never gets a token) cannot drain.
+	if (!validated_limiter_->allow(v.src_ip, now)) {
+		local_.rx_initial_limited++;
 		return;
 	}
 	if (session_) {
@@ -579,7 +600,7 @@ void Worker::flush_tx()
 	nb_tx_ = 0;
 }
 
-void Worker::seal(rte_mbuf **m, uint16_t n)
+void Worker::seal(rte_mbuf **m, uint16_t n, bool *ok)
 {
 	crypto::AeadOp ops[kBurst];
 	uint8_t flags = wire::flag_protected | (txp_->phase() ? wire::flag_key_phase : 0);
@@ -596,7 +617,25 @@ void Worker::seal(rte_mbuf **m, uint16_t n)
 					.m = m[i]};
 	}
 	aead_->seal_burst(txp_->key(), ops, n);
+	for (uint16_t i = 0; i < n; i++)
+		ok[i] = ops[i].ok;
 	local_.tx_sealed += n;
+}
+
+uint16_t Worker::drop_unsealed(rte_mbuf **m, uint16_t *streams, uint16_t n, const bool *ok)
+{
+	// A packet the device failed to seal still holds its body in the clear: it is
+	// freed here, never sent (the session's loss detection sends its bytes again).
+	uint16_t kept = 0;
+	for (uint16_t i = 0; i < n; i++) {
+		if (ok[i]) {
+			m[kept] = m[i], streams[kept] = streams[i], kept++;
+		} else {
+			rte_pktmbuf_free(m[i]);
+			local_.tx_seal_failed++;
+		}
+	}
+	return kept;
 }
 
 uint16_t Worker::fill_tx(uint64_t now)
@@ -630,8 +669,16 @@ uint16_t Worker::fill_tx(uint64_t now)
 		m->pkt_len = uint32_t(len);
 		used++;
 	}
-	if (used && txp_)
-		seal(bufs, used);
+	if (used && txp_) {
+		bool ok[kBurst];
+		seal(bufs, used, ok);
+		uint16_t kept = drop_unsealed(bufs, streams, used, ok);
+		// Close the gap so the unused mbufs after them are freed below.
+		for (uint16_t i = used; i < room; i++)
+			bufs[kept + (i - used)] = bufs[i];
+		room = uint16_t(room - (used - kept));
+		used = kept;
+	}
 	uint16_t sent = 0;
 	for (; sent < used; sent++)
 		if (!drivers::tx_encap(bufs[sent], path_->tpl, path_->src_port[streams[sent]], ip_id_++))

@@ -102,6 +102,7 @@ struct WorkerSnapshot {
 	uint64_t rx_busy = 0;           // rx.busy: a valid new session while one is running
 	uint64_t retry_sent = 0;        // RETRY packets (tokens) sent
 	uint64_t tx_sealed = 0;
+	uint64_t tx_seal_failed = 0;    // tx.seal_failed: the device did not seal it (freed, not sent)
 	uint64_t tx_key_generation = 0, rx_key_generation = 0; // key updates done / seen
 	bool keys = false;
 	uint64_t rx_drops = 0;          // frames drivers/net.h dropped (sum of rx.<reason>)
@@ -206,7 +207,8 @@ private:
 	};
 	bool sealed_for_us(const drivers::UdpView &v, wire::Header *h) const;
 	void open_burst(SealedBurst &b, uint64_t now);
-	void seal(rte_mbuf **m, uint16_t n);
+	void seal(rte_mbuf **m, uint16_t n, bool *ok);
+	uint16_t drop_unsealed(rte_mbuf **m, uint16_t *streams, uint16_t n, const bool *ok);
 	void drop_keys();
 	uint16_t fill_tx(uint64_t now);
 	void flush_tx();
@@ -249,7 +251,8 @@ private:
 	std::vector<Early> early_;
 	void drop_early();
 	std::unique_ptr<crypto::RetryTokens> tokens_;
-	std::unique_ptr<crypto::SourceLimiter> limiter_;
+	std::unique_ptr<crypto::SourceLimiter> limiter_;           // RETRYs per source address
+	std::unique_ptr<crypto::SourceLimiter> validated_limiter_; // new sessions per validated address
 	uint64_t initial_window_ns_ = 0;
 	uint32_t initial_events_ = 0;
 

@@ -116,6 +116,9 @@ constexpr size_t kStreamFrameOverhead = 1 + 8 + 2;
 constexpr size_t kWindowFrameLen = 1 + 4;
 constexpr size_t kCryptoFrameOverhead = 1 + 8 + 2;
 constexpr size_t kMaxTokenLen = 64;
+// A client's INITIAL packets are padded to at least this (as QUIC's are to 1200):
+// a listener answers a smaller one with nothing, so its RETRY never amplifies.
+constexpr size_t kMinInitialLen = 1200;
 
 enum class ParseError : uint8_t {
 	ok = 0,

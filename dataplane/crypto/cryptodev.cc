@@ -405,6 +405,14 @@ private:
 		return p >= base && p + len <= base + m->data_len;
 	}
 
+	// The mbuf an op works on (m_src), read through the op's symmetric part.
+	static rte_mbuf *mbuf_of(rte_crypto_op *op)
+	{
+		rte_crypto_sym_op *sym = reinterpret_cast<rte_crypto_sym_op *>(reinterpret_cast<uint8_t *>(op) +
+									      offsetof(rte_crypto_op, sym));
+		return sym->m_src;
+	}
+
 	void run_ops(const Slot &s, void *sess, AeadOp *ops, unsigned n)
 	{
 		rte_crypto_op *cops[kBurst];
@@ -441,9 +449,12 @@ private:
 		}
 		// Poll until every op is back.  A device that keeps ops longer than
 		// kOpTimeoutMs fails them; a late one is recognised by its burst_seq later
-		// and returned to the pool unread.
+		// and returned to the pool unread.  Its mbuf gets an extra reference until
+		// then: the caller frees or sends the packet, and the device may still
+		// write into it.
 		unsigned sent = 0, done = 0;
 		uint64_t deadline = 0;
+		bool back[kBurst] = {};
 		while (done < nv) {
 			if (sent < nv)
 				sent += rte_cryptodev_enqueue_burst(dev_, qp_, cops + sent, uint16_t(nv - sent));
@@ -453,7 +464,10 @@ private:
 				OpPriv *p = rte_crypto_op_ctod_offset(deq[j], OpPriv *, kIvOffset);
 				if (p->burst_seq == seq) {
 					ops[p->idx].ok = deq[j]->status == RTE_CRYPTO_OP_STATUS_SUCCESS;
+					back[p->idx] = true;
 					done++;
+				} else if (rte_mbuf *m = mbuf_of(deq[j])) {
+					rte_pktmbuf_free(m); // the reference a timed-out burst kept
 				}
 			}
 			if (got) {
@@ -466,6 +480,12 @@ private:
 			else if (now > deadline)
 				break;
 		}
+		if (done < nv)
+			for (unsigned i = 0; i < sent; i++) {
+				OpPriv *p = rte_crypto_op_ctod_offset(cops[i], OpPriv *, kIvOffset);
+				if (!back[p->idx] && mbuf_of(cops[i]))
+					rte_mbuf_refcnt_update(mbuf_of(cops[i]), 1);
+			}
 		if (sent < nv) // never reached the device
 			rte_mempool_put_bulk(op_pool_, reinterpret_cast<void **>(cops + sent), nv - sent);
 	}

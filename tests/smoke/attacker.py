@@ -20,6 +20,9 @@ past the emulator: what it sends arrives at once and is never lost.
 3. Floods the receiver with INITIAL packets that would open sessions:
      --flood from 10.99.0.1 on as many source ports, without a token
      --flood/4 from as many other addresses, each with a made-up token
+     --flood/5 without a token and not padded to 1200 bytes (a RETRY would amplify)
+4. Speaks in the running session's handshake from another address: --flood/5
+   INITIALs with the session's id and CRYPTO bytes, and as many RETRYs.
 Prints one JSON object: how many packets of each kind went out.
 """
 import argparse
@@ -100,7 +103,7 @@ def main():
     sniff.close()
 
     sent = {'replayed': 0, 'reordered': 0, 'bit_flipped': 0, 'truncated': 0, 'forged': 0,
-            'flood_no_token': 0, 'flood_forged_token': 0}
+            'flood_no_token': 0, 'flood_forged_token': 0, 'unpadded_initial': 0, 'foreign_handshake': 0}
 
     def send(frame, kind):
         inject.send(frame)
@@ -133,20 +136,30 @@ def main():
     # 3. Handshake flood: INITIALs starting a made-up TLS stream (CRYPTO frame at 0).
     template = copies[0]
 
-    def initial(token=None):
-        sid = rnd.getrandbits(64) | 1
+    def initial(token=None, pad=True, sid=None, offset=0):
+        sid = sid if sid is not None else rnd.getrandbits(64) | 1
         body = b''
         if token:
             body += bytes([0x07, len(token)]) + token
         hello = os.urandom(300)
-        body += bytes([0x06]) + struct.pack('!QH', 0, len(hello)) + hello
-        return struct.pack('!BBHQQ', 0x10, 3, 0, sid, 0) + body
+        body += bytes([0x06]) + struct.pack('!QH', offset, len(hello)) + hello
+        pkt = struct.pack('!BBHQQ', 0x10, 3, 0, sid, 0) + body
+        return pkt + bytes(max(0, 1200 - len(pkt))) if pad else pkt  # padded as a real client's
 
     for i in range(a.flood):
         send(rebuild(template, initial(), src_ip='10.99.0.1', src_port=20000 + i), 'flood_no_token')
     for i in range(a.flood // 4):
         src = f'10.99.{1 + i // 250}.{1 + i % 250}'
         send(rebuild(template, initial(os.urandom(24)), src_ip=src, src_port=30000 + i), 'flood_forged_token')
+    for i in range(a.flood // 5):
+        send(rebuild(template, initial(pad=False), src_ip='10.99.0.1', src_port=40000 + i), 'unpadded_initial')
+    # The session's own id, from an address that is not its peer: CRYPTO bytes
+    # ahead of the real ones, and RETRYs.
+    session = struct.unpack('!Q', template[42 + 4:42 + 12])[0]
+    for i in range(a.flood // 10):
+        send(rebuild(template, initial(sid=session, offset=5000 + i), src_ip='10.99.0.77'), 'foreign_handshake')
+        retry = struct.pack('!BBHQQ', 0x10, 4, 0, session, 0) + bytes([0x07, 20]) + os.urandom(20)
+        send(rebuild(template, retry, src_ip='10.99.0.77'), 'foreign_handshake')
     print(json.dumps(sent))
     return 0
 

@@ -199,10 +199,11 @@ flood=$(($(attack flood_no_token) + $(attack flood_forged_token)))
 r=$(field "$work/recv.json" rx_replay); ro=$(field "$work/recv.json" rx_replay_old)
 af=$(field "$work/recv.json" rx_auth_failed)
 lim=$(field "$work/recv.json" rx_initial_limited); tok=$(field "$work/recv.json" rx_bad_token)
+bini=$(field "$work/recv.json" rx_bad_initial)
 retry=$(field "$work/recv.json" retry_sent); busy=$(field "$work/recv.json" rx_busy)
 say "attacks sent: $(cat "$work/attack.json")"
 say "receiver counted: replay $r, too old $ro, auth failed $af, handshakes limited $lim, bad tokens $tok," \
-	"RETRYs $retry, busy $busy"
+	"RETRYs $retry, busy $busy, bad handshake packets $bini"
 # Forgeries never open.  Every other attack packet is refused either way: an
 # altered copy that arrives before its original fails authentication (and leaves
 # the replay window alone, or the original would be refused and the file would
@@ -212,6 +213,10 @@ say "receiver counted: replay $r, too old $ro, auth failed $af, handshakes limit
 ((af + r + ro >= (replayed + broken) * 95 / 100)) \
 	|| fail "attacks: $((replayed + broken)) sent, $((af + r + ro)) refused (auth $af, replay $((r + ro)))"
 ((lim + tok + retry + busy >= flood)) || fail "handshake flood: $flood sent, $((lim + tok + retry + busy)) counted"
+# Unpadded INITIALs get no RETRY, and the session's handshake takes no packet from
+# anyone but its peer.
+odd=$(($(attack unpadded_initial) + $(attack foreign_handshake)))
+((bini >= odd)) || fail "unpadded and foreign handshake packets: $odd sent, $bini refused"
 # The flood from one address earns it at most the limiter's burst of RETRYs, plus
 # one per made-up address (each has a fresh bucket): never one per packet.
 ((retry <= 40 + 20 * 5 + $(attack flood_forged_token) + 1)) || fail "handshake flood: $retry RETRYs sent"
