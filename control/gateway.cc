@@ -463,7 +463,7 @@ private:
 		uint64_t srtt_ns = 0, min_rtt_ns = 0;
 		// security drops and work (WorkerSnapshot)
 		uint64_t opened = 0, sealed = 0, no_key = 0, unprotected = 0, auth_failed = 0, replay = 0, replay_old = 0;
-		uint64_t bad_initial = 0, bad_token = 0, initial_limited = 0, busy = 0, retry_sent = 0;
+		uint64_t bad_initial = 0, bad_token = 0, initial_limited = 0, busy = 0, retry_sent = 0, seal_failed = 0;
 		uint64_t tx_key_gen = 0, rx_key_gen = 0;
 	};
 	Totals totals() const;
@@ -759,6 +759,7 @@ Gateway::Totals Gateway::totals() const
 		t.initial_limited += s.rx_initial_limited;
 		t.busy += s.rx_busy;
 		t.retry_sent += s.retry_sent;
+		t.seal_failed += s.tx_seal_failed;
 		t.tx_key_gen = std::max(t.tx_key_gen, s.tx_key_generation);
 		t.rx_key_gen = std::max(t.rx_key_gen, s.rx_key_generation);
 		t.srtt_ns = std::max(t.srtt_ns, s.srtt_ns);
@@ -1048,7 +1049,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 ", \"key_updates_seen\": %" PRIu64 ", \"rx_auth_failed\": %" PRIu64 ", \"rx_replay\": %" PRIu64
 		 ", \"rx_replay_old\": %" PRIu64 ", \"rx_unprotected\": %" PRIu64 ", \"rx_no_key\": %" PRIu64
 		 ", \"rx_bad_initial\": %" PRIu64 ", \"rx_bad_token\": %" PRIu64 ", \"rx_initial_limited\": %" PRIu64
-		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 ", \"delta\": %s, \"base_version\": %" PRIu64
+		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 ", \"tx_seal_failed\": %" PRIu64 ", \"delta\": %s, \"base_version\": %" PRIu64
 		 ", \"new_version\": %" PRIu64 ", \"payload_bytes\": %" PRIu64 ", \"delta_ratio\": %.3f, \"tier\": %s"
 		 ", \"baseline\": %s}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
@@ -1059,7 +1060,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 refused_first_packets_, o_.crypto ? "true" : "false", json_str(aead_name_).c_str(), json_str(tls_peer_).c_str(),
 		 handshake_ns_ / 1e6, ic_ && ic_->retried() ? "true" : "false", t.sealed, t.opened, t.tx_key_gen, t.rx_key_gen,
 		 t.auth_failed, t.replay, t.replay_old, t.unprotected, t.no_key, t.bad_initial, t.bad_token, t.initial_limited,
-		 t.busy, t.retry_sent, delta_base_ ? "true" : "false", delta_base_, new_version_, payload,
+		 t.busy, t.retry_sent, t.seal_failed, delta_base_ ? "true" : "false", delta_base_, new_version_, payload,
 		 payload ? double(object_size_) / double(payload) : 0.0,
 		 encoded_ ? json_str(hde::tier_name(encoded_->tier())).c_str() : "null", json_str(baseline_note_).c_str());
 	std::string tmp = o_.report_json + ".tmp";
