@@ -204,6 +204,13 @@ private:
 		uint8_t phase[kBurst];
 		wire::Header hdr[kBurst];
 		rte_mbuf *m[kBurst];
+		void add(const wire::Header &h, uint8_t *p, uint16_t len, rte_mbuf *mb)
+		{
+			ops[n] = crypto::packet_op(p, len, mb);
+			phase[n] = (h.flags & wire::flag_key_phase) ? 1 : 0;
+			hdr[n] = h;
+			m[n++] = mb;
+		}
 	};
 	bool sealed_for_us(const drivers::UdpView &v, wire::Header *h) const;
 	void open_burst(SealedBurst &b, uint64_t now);

@@ -39,6 +39,23 @@ constexpr uint64_t kReplayWindow = 2048;
 // How long a receiver keeps the previous key after a key update, by default.
 constexpr uint64_t kDefaultRetainNs = 2'000'000'000;
 
+// The AEAD operation on one whole DWCP packet of len bytes, in place: the header
+// as associated data, the body after it, the tag in the last kTagLen bytes, and
+// the nonce inputs (stream id, packet number) read from the header.  len must be
+// at least wire::kHeaderLen + kTagLen (decode_header refuses shorter PROTECTED
+// packets).  m: the mbuf holding the packet, for the cryptodev op path.
+inline AeadOp packet_op(uint8_t *pkt, size_t len, rte_mbuf *m = nullptr)
+{
+	uint32_t body = uint32_t(len - wire::kHeaderLen - kTagLen);
+	return AeadOp{.aad = pkt,
+		      .data = pkt + wire::kHeaderLen,
+		      .len = body,
+		      .tag = pkt + wire::kHeaderLen + body,
+		      .stream = wire::get_u16(pkt + 2),
+		      .pn = wire::get_u64(pkt + 12),
+		      .m = m};
+}
+
 // The packet numbers of one stream in one direction that were opened: everything
 // below the window (too old to tell), and a bitmap of the last kReplayWindow
 // numbers up to the highest one recorded.

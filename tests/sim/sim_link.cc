@@ -117,12 +117,7 @@ void deliver(SimPipe &pipe, amst::Session &to, Side &side, SecurityStats &sec, u
 				continue;
 			}
 			body -= crypto::kTagLen;
-			crypto::AeadOp op{.aad = pkt.data(),
-					  .data = pkt.data() + wire::kHeaderLen,
-					  .len = uint32_t(body),
-					  .tag = pkt.data() + wire::kHeaderLen + body,
-					  .stream = h.stream_id,
-					  .pn = h.pn};
+			crypto::AeadOp op = crypto::packet_op(pkt.data(), pkt.size());
 			switch (side.rx.open(*side.aead, op, (h.flags & wire::flag_key_phase) ? 1 : 0, now_ns)) {
 			case crypto::RxProtection::Verdict::ok: sec.opened++; break;
 			case crypto::RxProtection::Verdict::duplicate: sec.duplicate++; continue;
@@ -180,13 +175,7 @@ void drain(amst::Session &from, SimPipe &pipe, Side &side, uint64_t now_ns, uint
 		len += tag_len;
 		if (side.aead) {
 			buf[0] |= wire::flag_protected | (side.tx.phase() ? wire::flag_key_phase : 0);
-			size_t body = len - wire::kHeaderLen - tag_len;
-			crypto::AeadOp op{.aad = buf,
-					  .data = buf + wire::kHeaderLen,
-					  .len = uint32_t(body),
-					  .tag = buf + wire::kHeaderLen + body,
-					  .stream = wire::get_u16(buf + 2),
-					  .pn = wire::get_u64(buf + 12)};
+			crypto::AeadOp op = crypto::packet_op(buf, len);
 			side.tx.seal_burst(*side.aead, &op, 1);
 		}
 		std::vector<uint8_t> pkt(buf, buf + len);

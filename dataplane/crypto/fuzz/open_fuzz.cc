@@ -38,13 +38,7 @@ namespace {
 
 Verdict deliver(Aead &a, RxProtection &rx, std::vector<uint8_t> &pkt, bool burst, uint64_t now)
 {
-	size_t body = pkt.size() - wire::kHeaderLen - kTagLen;
-	AeadOp op{.aad = pkt.data(),
-		  .data = pkt.data() + wire::kHeaderLen,
-		  .len = uint32_t(body),
-		  .tag = pkt.data() + wire::kHeaderLen + body,
-		  .stream = wire::get_u16(pkt.data() + 2),
-		  .pn = wire::get_u64(pkt.data() + 12)};
+	AeadOp op = packet_op(pkt.data(), pkt.size());
 	uint8_t phase = (pkt[0] & wire::flag_key_phase) ? 1 : 0;
 	Verdict v;
 	if (burst)
@@ -95,13 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pkt[0] = uint8_t((pkt[0] & ~(wire::flag_protected | wire::flag_key_phase)) | wire::flag_protected |
 					 (tx.phase() ? wire::flag_key_phase : 0));
 			plain.assign(pkt.begin() + wire::kHeaderLen, pkt.end() - kTagLen);
-			size_t body = len - wire::kHeaderLen;
-			AeadOp op{.aad = pkt.data(),
-				  .data = pkt.data() + wire::kHeaderLen,
-				  .len = uint32_t(body),
-				  .tag = pkt.data() + len,
-				  .stream = wire::get_u16(pkt.data() + 2),
-				  .pn = wire::get_u64(pkt.data() + 12)};
+			AeadOp op = packet_op(pkt.data(), pkt.size());
 			tx.seal_burst(*a, &op, 1);
 			if (!op.ok)
 				abort();
@@ -110,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			// Jumbo frames at most: bodies up to 9000 bytes.
 			expect_ok = (it == highest_pn.end() || op.pn > it->second) && op.stream <= wire::kMaxStreams &&
 				    tx.generation() <= rx->generation() + 1 && rx->generation() <= tx.generation() &&
-				    body <= 9000;
+				    op.len <= 9000;
 			if (ctl & 0x02) {
 				uint8_t pick = payload[len - 1];
 				pkt[pick % pkt.size()] ^= uint8_t(1 << (pick % 8));
