@@ -1,5 +1,6 @@
 // The key schedule and the OpenSSL backend of Aead.
 #include "dataplane/crypto/aead.h"
+#include "dataplane/crypto/key_slots.h"
 
 #include <cstring>
 #include <vector>
@@ -115,47 +116,43 @@ public:
 			*err = "OpenSSL has no usable AES-256-GCM";
 			return -1;
 		}
-		for (size_t i = 0; i < slots_.size(); i++) {
-			Slot &s = slots_[i];
-			if (s.used)
-				continue;
-			if (EVP_EncryptInit_ex2(s.enc, nullptr, k.key, nullptr, nullptr) != 1 ||
-			    EVP_DecryptInit_ex2(s.dec, nullptr, k.key, nullptr, nullptr) != 1) {
-				*err = "OpenSSL refused an AES-256-GCM key";
-				return -1;
-			}
-			s.key = k;
-			s.aad_len = aad_len;
-			s.used = true;
-			return int(i);
+		int h = slots_.free_slot();
+		if (h < 0) {
+			*err = "all " + std::to_string(slots_.size()) + " AEAD key slots are in use";
+			return -1;
 		}
-		*err = "all " + std::to_string(slots_.size()) + " AEAD key slots are in use";
-		return -1;
+		Slot &s = slots_.at(h);
+		if (EVP_EncryptInit_ex2(s.enc, nullptr, k.key, nullptr, nullptr) != 1 ||
+		    EVP_DecryptInit_ex2(s.dec, nullptr, k.key, nullptr, nullptr) != 1) {
+			*err = "OpenSSL refused an AES-256-GCM key";
+			return -1;
+		}
+		slots_.take(h, k, aad_len);
+		return h;
 	}
 
 	void remove_key(int h) override
 	{
-		if (Slot *s = slot(h)) {
+		if (Slot *s = slots_.get(h)) {
 			// The contexts keep the expanded key schedule until the next add_key
 			// overwrites it; re-keying them with zeros wipes it now.
 			static const uint8_t zero[kKeyLen] = {};
 			EVP_EncryptInit_ex2(s->enc, nullptr, zero, nullptr, nullptr);
 			EVP_DecryptInit_ex2(s->dec, nullptr, zero, nullptr, nullptr);
-			OPENSSL_cleanse(&s->key, sizeof(s->key));
-			s->used = false;
+			Slots::release(*s);
 		}
 	}
 
 	void seal_burst(int h, AeadOp *ops, unsigned n) override
 	{
-		Slot *s = slot(h);
+		Slot *s = slots_.get(h);
 		for (unsigned i = 0; i < n; i++)
 			ops[i].ok = s && seal_one(*s, ops[i]);
 	}
 
 	void open_burst(int h, AeadOp *ops, unsigned n) override
 	{
-		Slot *s = slot(h);
+		Slot *s = slots_.get(h);
 		for (unsigned i = 0; i < n; i++)
 			ops[i].ok = s && open_one(*s, ops[i]);
 	}
@@ -163,20 +160,8 @@ public:
 	const char *name() const override { return "openssl"; }
 
 private:
-	struct Slot {
-		EVP_CIPHER_CTX *enc = nullptr;
-		EVP_CIPHER_CTX *dec = nullptr;
-		PacketKey key{};
-		uint32_t aad_len = 0;
-		bool used = false;
-	};
-
-	Slot *slot(int h)
-	{
-		if (h < 0 || size_t(h) >= slots_.size() || !slots_[size_t(h)].used)
-			return nullptr;
-		return &slots_[size_t(h)];
-	}
+	using Slots = KeySlots<EVP_CIPHER_CTX *>;
+	using Slot = Slots::Slot;
 
 	static bool seal_one(Slot &s, AeadOp &op)
 	{
@@ -214,7 +199,7 @@ private:
 	}
 
 	EVP_CIPHER *cipher_ = nullptr;
-	std::vector<Slot> slots_;
+	Slots slots_;
 	bool broken_ = false;
 };
 

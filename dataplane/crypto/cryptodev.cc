@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 
 #include "dataplane/crypto/aead.h"
+#include "dataplane/crypto/key_slots.h"
 
 namespace dwcp::crypto {
 
@@ -261,40 +262,36 @@ public:
 
 	int add_key(const PacketKey &k, std::string *err, uint32_t aad_len) override
 	{
-		for (size_t i = 0; i < slots_.size(); i++) {
-			Slot &s = slots_[i];
-			if (s.used)
-				continue;
-			s.enc = make_session(k, RTE_CRYPTO_AEAD_OP_ENCRYPT, aad_len);
-			s.dec = s.enc ? make_session(k, RTE_CRYPTO_AEAD_OP_DECRYPT, aad_len) : nullptr;
-			if (!s.dec) {
-				*err = dev_label(dev_) + ": cannot create an AES-256-GCM session: " + rte_strerror(rte_errno);
-				if (s.enc)
-					rte_cryptodev_sym_session_free(dev_, s.enc);
-				s.enc = nullptr;
-				return -1;
-			}
-			s.key = k;
-			s.aad_len = aad_len;
-			s.used = true;
-			return int(i);
+		int h = slots_.free_slot();
+		if (h < 0) {
+			*err = dev_label(dev_) + " queue pair " + std::to_string(qp_) + ": all " +
+			       std::to_string(slots_.size()) + " key slots are in use";
+			return -1;
 		}
-		*err = dev_label(dev_) + " queue pair " + std::to_string(qp_) + ": all " + std::to_string(slots_.size()) +
-		       " key slots are in use";
-		return -1;
+		Slot &s = slots_.at(h);
+		s.enc = make_session(k, RTE_CRYPTO_AEAD_OP_ENCRYPT, aad_len);
+		s.dec = s.enc ? make_session(k, RTE_CRYPTO_AEAD_OP_DECRYPT, aad_len) : nullptr;
+		if (!s.dec) {
+			*err = dev_label(dev_) + ": cannot create an AES-256-GCM session: " + rte_strerror(rte_errno);
+			if (s.enc)
+				rte_cryptodev_sym_session_free(dev_, s.enc);
+			s.enc = nullptr;
+			return -1;
+		}
+		slots_.take(h, k, aad_len);
+		return h;
 	}
 
 	void remove_key(int h) override
 	{
-		Slot *s = slot(h);
+		Slot *s = slots_.get(h);
 		if (!s)
 			return;
 		// Freeing a session clears its private data (the expanded key) in the PMD.
 		rte_cryptodev_sym_session_free(dev_, s->enc);
 		rte_cryptodev_sym_session_free(dev_, s->dec);
 		s->enc = s->dec = nullptr;
-		OPENSSL_cleanse(&s->key, sizeof(s->key));
-		s->used = false;
+		Slots::release(*s);
 	}
 
 	void seal_burst(int h, AeadOp *ops, unsigned n) override { run(h, ops, n, true); }
@@ -302,20 +299,8 @@ public:
 	const char *name() const override { return name_.c_str(); }
 
 private:
-	struct Slot {
-		void *enc = nullptr;
-		void *dec = nullptr;
-		PacketKey key{};
-		uint32_t aad_len = 0;
-		bool used = false;
-	};
-
-	Slot *slot(int h)
-	{
-		if (h < 0 || size_t(h) >= slots_.size() || !slots_[size_t(h)].used)
-			return nullptr;
-		return &slots_[size_t(h)];
-	}
+	using Slots = KeySlots<void *>;
+	using Slot = Slots::Slot;
 
 	void *make_session(const PacketKey &k, rte_crypto_aead_operation op, uint32_t aad_len)
 	{
@@ -334,7 +319,7 @@ private:
 
 	void run(int h, AeadOp *ops, unsigned n, bool seal)
 	{
-		Slot *s = slot(h);
+		Slot *s = slots_.get(h);
 		if (!s) {
 			for (unsigned i = 0; i < n; i++)
 				ops[i].ok = false;
@@ -492,7 +477,7 @@ private:
 
 	uint8_t dev_;
 	uint16_t qp_;
-	std::vector<Slot> slots_;
+	Slots slots_;
 	rte_mempool *sess_pool_ = nullptr;
 	rte_mempool *op_pool_ = nullptr;
 	bool cpu_ = false;
