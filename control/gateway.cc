@@ -541,6 +541,13 @@ private:
 	bool keys_ = false, confirmed_ = false;
 	uint64_t handshake_ns_ = 0, key_updates_ = 0, last_key_update_ns_ = 0, key_update_tx_ = 0;
 	std::vector<uint64_t> sealed_at_update_; // per worker, tx_sealed at the last key update
+	std::vector<uint64_t> sealed_per_worker() const
+	{
+		std::vector<uint64_t> v;
+		for (auto &w : workers_)
+			v.push_back(w->snapshot().tx_sealed);
+		return v;
+	}
 	std::string tls_peer_;
 	std::string aead_name_;
 	// deltas
@@ -561,6 +568,12 @@ private:
 	std::string baseline_note_;    // what happened to the baseline store, for the report
 	std::string open_baselines_sender();
 	void adopt_baseline(const std::string &path);
+	// Checks b against its file (BaselineStore::check) and maps it as this
+	// session's baseline (have_base_, base_, base_map_).  "" or why not.
+	std::string use_baseline(const Baseline &b);
+	// Receiver: takes the hello's baseline when this side holds that version with
+	// the same digest and its file is still what was recorded.
+	void accept_baseline(const Hello &hello);
 	void tune_tier();
 };
 
@@ -844,14 +857,9 @@ void Gateway::pump_handshake(uint64_t now)
 std::string Gateway::install_keys()
 {
 	const Handshake &hs = ic_->handshake();
-	crypto::Secret tx, rx;
-	static_assert(sizeof(tx) == sizeof(hs.tx_secret()));
-	memcpy(tx.data(), hs.tx_secret().data(), tx.size());
-	memcpy(rx.data(), hs.rx_secret().data(), rx.size());
+	crypto::Secret tx = hs.tx_secret(), rx = hs.rx_secret();
 	auto errs = std::make_shared<std::vector<std::string>>(workers_.size());
-	for (size_t i = 0; i < workers_.size(); i++)
-		while (!workers_[i]->post([errs, i, tx, rx](Worker &w) { (*errs)[i] = w.install_keys(tx, rx); }))
-			std::this_thread::sleep_for(std::chrono::microseconds(100));
+	post_all([errs, tx, rx](Worker &w) { (*errs)[w.config().index] = w.install_keys(tx, rx); });
 	if (!sync_workers(5))
 		return "a worker did not install the session keys within 5 s";
 	for (auto &e : *errs)
@@ -860,9 +868,7 @@ std::string Gateway::install_keys()
 	keys_ = true;
 	last_key_update_ns_ = mono_ns();
 	key_update_tx_ = totals().tx_packets;
-	sealed_at_update_.clear();
-	for (auto &w : workers_)
-		sealed_at_update_.push_back(w->snapshot().tx_sealed);
+	sealed_at_update_ = sealed_per_worker();
 	return "";
 }
 
@@ -921,9 +927,7 @@ void Gateway::maybe_update_keys(uint64_t now)
 	// one that skipped a phase would come back two keys ahead of what its peer
 	// holds (current and next), with the same phase bit as the current key.  An
 	// idle worker postpones the update; the budget in the default has room.
-	std::vector<uint64_t> sealed(workers_.size());
-	for (size_t i = 0; i < workers_.size(); i++)
-		sealed[i] = workers_[i]->snapshot().tx_sealed;
+	std::vector<uint64_t> sealed = sealed_per_worker();
 	if (sealed_at_update_.size() == sealed.size())
 		for (size_t i = 0; i < sealed.size(); i++)
 			if (sealed[i] == sealed_at_update_[i])
@@ -1151,19 +1155,12 @@ std::string Gateway::open_baselines_sender()
 		return "";
 	}
 	new_version_ = b.version + 1;
-	auto map = std::make_unique<MappedFile>();
-	std::string e = store_.check(b);
-	if (e.empty())
-		e = map->open(b.path);
-	if (!e.empty()) {
+	if (std::string e = use_baseline(b); !e.empty()) {
 		// A baseline that is not what its record says is never used: whole transfer.
 		baseline_note_ = e + ": not offered";
 		fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
 		return "";
 	}
-	have_base_ = true;
-	base_ = b;
-	base_map_ = std::move(map);
 	// The index takes a while on a large baseline: build it while the peer is found
 	// and the session set up.
 	index_thread_ = std::thread([this] {
@@ -1175,6 +1172,34 @@ std::string Gateway::open_baselines_sender()
 		index_ready_.store(true, std::memory_order_release);
 	});
 	return "";
+}
+
+std::string Gateway::use_baseline(const Baseline &b)
+{
+	auto map = std::make_unique<MappedFile>();
+	std::string e = store_.check(b);
+	if (e.empty())
+		e = map->open(b.path);
+	if (!e.empty())
+		return e;
+	have_base_ = true;
+	base_ = b;
+	base_map_ = std::move(map);
+	return "";
+}
+
+void Gateway::accept_baseline(const Hello &hello)
+{
+	baseline_note_ = "no '" + hello.name + "' version " + std::to_string(hello.base_version) + " here: whole transfer";
+	for (const Baseline &b : store_.list(hello.name)) {
+		if (b.version != hello.base_version || b.sha256 != hello.base_sha)
+			continue;
+		if (std::string e = use_baseline(b); !e.empty()) {
+			baseline_note_ = e + ": not used, whole transfer";
+			fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
+		}
+		return;
+	}
 }
 
 void Gateway::adopt_baseline(const std::string &path)
@@ -1616,28 +1641,8 @@ int Gateway::control_receiver()
 						       peer.c_str());
 						fflush(stdout);
 						steer_ports(path_.get(), o_.ip, hello.rx_queues, hello.reta_size, hello.rss);
-						// The sender's baseline, if this side holds the same version with
-						// the same digest and its file still is what was recorded.
-						if (!o_.baseline_dir.empty() && hello.base_version) {
-							baseline_note_ = "no '" + hello.name + "' version " +
-									 std::to_string(hello.base_version) + " here: whole transfer";
-							for (const Baseline &b : store_.list(hello.name)) {
-								if (b.version != hello.base_version || b.sha256 != hello.base_sha)
-									continue;
-								auto map = std::make_unique<MappedFile>();
-								std::string e = store_.check(b);
-								if (e.empty())
-									e = map->open(b.path);
-								if (!e.empty()) {
-									baseline_note_ = e + ": not used, whole transfer";
-									fprintf(stderr, "dwcp-gateway: %s\n", baseline_note_.c_str());
-									break;
-								}
-								have_base_ = true;
-								base_ = b;
-								base_map_ = std::move(map);
-							}
-						}
+						if (!o_.baseline_dir.empty() && hello.base_version)
+							accept_baseline(hello);
 						send(MsgType::accept, encode(Accept{.window_chunks = window_,
 										    .rx_queues = uint16_t(workers_.size()),
 										    .reta_size = port_.reta_size,
