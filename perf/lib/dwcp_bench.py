@@ -532,6 +532,18 @@ def transfer(gateway, work, src, src_sha, limit_s, side_cmd, vdev, shconf=False,
     return figures, reps['send'], reps['recv']
 
 
+def crypto_modes(first, one_mode):
+    """The --crypto modes a benchmark runs: the main one, then (unless one_mode) the
+    other, so the cost of encryption is a ratio measured on the same link."""
+    return [first] + ([] if one_mode else ['off' if first == 'on' else 'on'])
+
+
+def empty_dir(path):
+    """Removes the files a transfer left in path (the next one starts clean)."""
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+
+
 def cleanup_work(work, keep, ok, log_fn):
     """Removes the work directory after a good run; after a failed one keeps the
     logs and reports to read but drops the bulk data."""
