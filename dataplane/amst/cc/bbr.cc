@@ -25,8 +25,15 @@
 //   the delivery rate can never exceed it: once the estimate reaches
 //   kCeilingFullFraction of it, the pipe is as full as it will be and Startup
 //   ends without waiting three rounds for a plateau.
-//   In ProbeBW such a stream skips the 0.75 drain phase: its probe could not
-//   exceed the ceiling, so there is no queue to drain.
+//   In ProbeBW such a stream skips the 0.75 drain phase while the RTT shows no
+//   queue: its probe could not exceed the ceiling, so there is none to drain.
+// * Random loss under the ceiling.  Delivery-rate samples count only what
+//   arrived, so under 2% random loss a stream paced at its ceiling measures 98%
+//   of it and would cruise there; its probe, capped at the ceiling, can never
+//   show the difference, and 2% of the link would stay idle for good.  A stream
+//   held at its ceiling therefore paces at the ceiling while the path shows no
+//   queue (smoothed RTT within kQueueFreeRtt of min_rtt).  When a queue shows
+//   (the path is slower than the ceiling says), it paces at its estimate again.
 // * Recovery.  There is no packet conservation on loss (BBRv1 cut cwnd to the
 //   data in flight in each recovery): with random loss every round would be a
 //   recovery round.
@@ -66,6 +73,11 @@ constexpr uint32_t kFullBwRounds = 3;
 // under it (a sample spans slightly more time than the bytes it counts); 90%
 // leaves room for that and for the ACK clock's jitter.
 constexpr double kCeilingFullFraction = 0.9;
+// How far the smoothed RTT may sit above min_rtt while a stream held at its
+// ceiling still paces at the ceiling: 1/32 of min_rtt, at least 1 ms (3 ms on a
+// 100 ms path, a queue a thirtieth of the pipe).
+constexpr uint64_t kQueueFreeRttDivisor = 32;
+constexpr uint64_t kQueueFreeRttFloorNs = 1'000'000;
 // BBRv2's multiplicative decrease of inflight_hi.
 constexpr double kBeta = 0.7;
 // A round must lose at least this many packets to count as congested, so that
@@ -89,8 +101,7 @@ public:
 		// share, the link had room for it all along: take the new share as the
 		// estimate rather than spend gain cycles rediscovering it, or every
 		// change of stream count would cost the session a dip in delivery.
-		if (rate_ceiling_ != 0 && bytes_per_s > rate_ceiling_ && filled_pipe_ &&
-		    double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_))
+		if (bytes_per_s > rate_ceiling_ && filled_pipe_ && held_at_ceiling())
 			btlbw_.reset(rounds_.count(), uint64_t(double(btlbw_.best()) * double(bytes_per_s) /
 								double(rate_ceiling_)));
 		rate_ceiling_ = bytes_per_s;
@@ -104,6 +115,18 @@ private:
 	enum class State : uint8_t { startup, drain, probe_bw, probe_rtt };
 
 	uint64_t bdp(double gain) const;
+	// The stream's estimate has reached its share of the link: the pacer, not
+	// the path, is what holds it.
+	bool held_at_ceiling() const
+	{
+		return rate_ceiling_ != 0 && double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_);
+	}
+	// The smoothed RTT shows no queue on the path.
+	bool queue_free() const
+	{
+		return srtt_ns_ != 0 && min_rtt_ns_ != UINT64_MAX &&
+		       srtt_ns_ <= min_rtt_ns_ + std::max(min_rtt_ns_ / kQueueFreeRttDivisor, kQueueFreeRttFloorNs);
+	}
 	uint64_t probe_rtt_cwnd() const
 	{
 		return std::max(bdp(kProbeRttCwndGain), min_cwnd_);
@@ -308,7 +331,7 @@ void Bbr::check_full_pipe(const AckEvent &ev, bool round_start)
 {
 	if (filled_pipe_)
 		return;
-	if (rate_ceiling_ != 0 && double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_)) {
+	if (held_at_ceiling()) {
 		filled_pipe_ = true;
 		return;
 	}
@@ -360,11 +383,11 @@ void Bbr::advance_cycle_phase(uint64_t now_ns)
 	cycle_stamp_ns_ = now_ns;
 	pacing_gain_ = kGainCycle[cycle_idx_];
 	phase_had_loss_ = false;
-	// A stream held at its rate ceiling probed no higher than the ceiling, so it
-	// queued nothing: a 0.75 phase would only give away a quarter of a round trip
-	// of the link (3% of every cycle).
-	if (pacing_gain_ < 1.0 && rate_ceiling_ != 0 &&
-	    double(btlbw_.best()) >= kCeilingFullFraction * double(rate_ceiling_))
+	// A stream held at its rate ceiling probed no higher than the ceiling, so
+	// unless the RTT shows a queue (a path slower than the ceiling) it queued
+	// nothing: a 0.75 phase would only give away a quarter of a round trip of
+	// the link (3% of every cycle).
+	if (pacing_gain_ < 1.0 && held_at_ceiling() && queue_free())
 		pacing_gain_ = 1.0;
 }
 
@@ -448,7 +471,9 @@ void Bbr::set_pacing_rate()
 		pacing_rate_ = uint64_t(kStartupPacingGain * double(initial_cwnd_) * 1e9 / double(rtt));
 		return;
 	}
-	const uint64_t rate = uint64_t(pacing_gain_ * double(bw));
+	uint64_t rate = uint64_t(pacing_gain_ * double(bw));
+	if (state_ == State::probe_bw && held_at_ceiling() && queue_free())
+		rate = std::max(rate, rate_ceiling_);
 	// In Startup the early samples are smaller than the initial guess; the
 	// rate only goes up until the pipe is known to be full.
 	if (filled_pipe_ || rate > pacing_rate_)

@@ -224,6 +224,52 @@ TEST(Bbr, RandomLossOfTwoPercentKeepsTheModel)
 	EXPECT_GE(cc->cwnd(), uint64_t(1.8 * kBdp));
 }
 
+TEST(Bbr, RandomLossUnderTheCeilingStillFillsTheCeiling)
+{
+	// The pacer holds the stream to half the link and 2% of its packets are
+	// lost at random.  Delivery samples read 98% of the ceiling; cruising at
+	// them would leave 2% of the stream's share idle for the whole transfer.
+	const uint64_t ceiling = kRate / 2;
+	CcConfig cfg;
+	cfg.rate_ceiling = ceiling;
+	auto cc = make_bbr(cfg);
+	LinkSim sim(*cc, LinkConfig{.rate = kRate, .base_rtt_ns = kRtt, .buffer_bytes = kBdp, .ceiling = ceiling,
+		.drop = random_loss(0.02)});
+	sim.run_until(3 * kSec);
+	ASSERT_TRUE(in_state(*cc, "probe_bw"));
+	EXPECT_LT(cc->bandwidth_estimate(), ceiling);
+	const uint64_t delivered0 = sim.delivered();
+	sim.run_for(20 * kSec);
+	// What arrives is all the ceiling carries, less the 2% lost.
+	const double goodput = double(sim.delivered() - delivered0) / 20.0;
+	EXPECT_GE(goodput, 0.975 * double(ceiling));
+}
+
+TEST(Bbr, PathSlowerThanTheCeilingKeepsItsQueueShort)
+{
+	// The declared link is 5% faster than the path: the estimate still reaches
+	// 90% of the ceiling, but pacing at the ceiling would queue 5% of the rate
+	// for ever.  Once the queue shows in the RTT, the stream paces at what the
+	// path delivers again and drains in its 0.75 phase.
+	const uint64_t ceiling = kRate * 100 / 95;
+	CcConfig cfg;
+	cfg.rate_ceiling = ceiling;
+	auto cc = make_bbr(cfg);
+	LinkSim sim(*cc, LinkConfig{.rate = kRate, .base_rtt_ns = kRtt, .buffer_bytes = kBdp, .ceiling = ceiling});
+	sim.run_until(3 * kSec);
+	ASSERT_TRUE(in_state(*cc, "probe_bw"));
+	uint64_t max_srtt = 0;
+	sim.after_event = [&](uint64_t) { max_srtt = std::max(max_srtt, sim.srtt_ns()); };
+	const uint64_t delivered0 = sim.delivered();
+	sim.run_for(20 * kSec);
+	// No worse than BBR's own probe on an uncapped path (a quarter BDP); left
+	// at the ceiling, the queue would grow to the window's limit (+80 ms here).
+	EXPECT_LE(max_srtt, kRtt + kRtt / 4);
+	EXPECT_EQ(sim.lost(), 0u);
+	const double goodput = double(sim.delivered() - delivered0) / 20.0;
+	EXPECT_GE(goodput, 0.98 * double(kRate));
+}
+
 TEST(Bbr, LossBelowThresholdIsNotCongestionButThresholdIsConfigurable)
 {
 	// 5% random loss is under the default threshold (10%): no cap.
