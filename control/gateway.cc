@@ -1334,7 +1334,9 @@ int Gateway::control_sender()
 		    .reta_size = port_.reta_size,
 		    .rss = port_.rss_hf != 0,
 		    .base_version = have_base_ ? base_.version : 0,
-		    .base_sha = have_base_ ? base_.sha256 : Sha256{}};
+		    .base_sha = have_base_ ? base_.sha256 : Sha256{},
+		    .new_version = new_version_,
+		    .rtt_us = ic_ ? uint32_t(std::min<uint64_t>(ic_->rtt_ns() / 1000, kMaxHelloRttUs)) : 0};
 	auto hb = std::make_shared<std::vector<uint8_t>>(encode(hello));
 	auto s0 = sessions_[0];
 	uint64_t hello_ns = mono_ns();
@@ -1348,17 +1350,25 @@ int Gateway::control_sender()
 	if (std::string e = decode(body, &acc); !e.empty())
 		return fail("peer sent a malformed " + e);
 	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - hello_ns, 1'000'000);
+	if (acc.base_version && acc.base_version != hello.base_version)
+		return fail("peer accepted baseline version " + std::to_string(acc.base_version) + ", not the one offered (" +
+			    std::to_string(hello.base_version) + ")");
+	if (acc.ready && !hello.rtt_us)
+		return fail("peer is ready for data before the chunk layout was set");
 
-	// 4. Begin: chunk size from the measured RTT, the window the receiver offers;
-	// HDE deltas when the receiver holds the baseline offered.
+	// 4. The chunk layout: chunk size from the RTT (the handshake's, in the hello,
+	// or else the hello's own), HDE deltas when the receiver holds the baseline
+	// offered.  A ready ACCEPT means the receiver derived the same layout.
 	bool delta = have_base_ && acc.base_version == base_.version;
 	if (have_base_ && !delta)
 		baseline_note_ = "peer does not hold '" + object_name_ + "' version " + std::to_string(base_.version) +
 				 ": whole transfer";
-	chunk_size_ = amst::chunk_size_for(hello_rtt_ns_, link_bps / 8, mss_);
-	if (delta) // HDE cuts chunks into 4 KiB blocks
-		chunk_size_ = std::max<uint32_t>(4096, chunk_size_ / 4096 * 4096);
-	nb_chunks_ = amst::nb_chunks_for(object_size_, chunk_size_);
+	Hello measured = hello;
+	if (!acc.ready)
+		measured.rtt_us = uint32_t(std::min<uint64_t>(hello_rtt_ns_ / 1000, kMaxHelloRttUs));
+	const Begin layout = layout_for(measured, delta ? base_.version : 0);
+	chunk_size_ = layout.chunk_size;
+	nb_chunks_ = layout.nb_chunks;
 	window_ = acc.window_chunks;
 	source_->set_chunk_size(chunk_size_);
 	sched_ = std::make_unique<amst::ChunkScheduler>(nb_chunks_, window_);
@@ -1424,14 +1434,12 @@ int Gateway::control_sender()
 		provider = encoded_.get();
 		baseline_note_ = "delta against version " + std::to_string(base_.version);
 	}
-	auto bb = std::make_shared<std::vector<uint8_t>>(encode(Begin{.chunk_size = chunk_size_,
-									.nb_chunks = nb_chunks_,
-									.encoding = delta ? ChunkEncoding::hde : ChunkEncoding::raw,
-									.base_version = delta ? base_.version : 0,
-									.new_version = new_version_}));
-	w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
-	if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
-		return fail(e);
+	if (!acc.ready) {
+		auto bb = std::make_shared<std::vector<uint8_t>>(encode(layout));
+		w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
+		if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
+			return fail(e);
+	}
 	publish_streams(sched_.get(), provider);
 
 	// 5. Run: tune, report progress, send the digest when the hash is done, wait for
@@ -1604,6 +1612,34 @@ int Gateway::control_receiver()
 			}
 			Hello hello;
 			bool have_hello = false, have_begin = false;
+			// Sets up the layout: the sink's decoder, the assembler on every
+			// worker.  Returns -1 when ready, else the exit code.
+			auto prepare = [&](const Begin &b) -> int {
+				have_begin = true;
+				chunk_size_ = b.chunk_size;
+				nb_chunks_ = b.nb_chunks;
+				new_version_ = o_.baseline_dir.empty() ? 0 : b.new_version;
+				delta_base_ = b.base_version;
+				if (b.encoding == ChunkEncoding::hde)
+					sink_->expect_encoded(delta_base_ ? base_map_->bytes() : std::span<const uint8_t>{},
+							      delta_base_ ? hde::baseline_tag(base_.sha256) : 0);
+				if (delta_base_)
+					baseline_note_ = "delta against version " + std::to_string(delta_base_);
+				assembler_ = std::make_unique<amst::ChunkAssembler>(nb_chunks_, window_, hello.mss, sink_.get());
+				if (std::string e2 = sink_->start(chunk_size_, nb_chunks_, window_, port_.socket_id, assembler_.get());
+				    !e2.empty())
+					return reject(RejectCode::io_error, e2);
+				auto *as = assembler_.get();
+				post_all([as](Worker &w) {
+					if (w.session())
+						w.session()->attach_receiver(as);
+				});
+				if (!sync_workers(5)) {
+					err_ = "a worker did not answer within 5 s";
+					return 1;
+				}
+				return -1;
+			};
 			silence_since_ = 0;
 			for (;;) {
 				uint64_t now = mono_ns();
@@ -1643,11 +1679,22 @@ int Gateway::control_receiver()
 						steer_ports(path_.get(), o_.ip, hello.rx_queues, hello.reta_size, hello.rss);
 						if (!o_.baseline_dir.empty() && hello.base_version)
 							accept_baseline(hello);
+						const uint64_t accepted = have_base_ ? base_.version : 0;
+						// The handshake gave the sender an RTT: the layout is set
+						// now and data may follow the accept at once.
+						if (hello.rtt_us) {
+							Begin b = layout_for(hello, accepted);
+							if (std::string err = check_begin(b, hello, accepted); !err.empty())
+								return reject(RejectCode::bad_request, err);
+							if (int rc = prepare(b); rc >= 0)
+								return rc;
+						}
 						send(MsgType::accept, encode(Accept{.window_chunks = window_,
 										    .rx_queues = uint16_t(workers_.size()),
 										    .reta_size = port_.reta_size,
 										    .rss = port_.rss_hf != 0,
-										    .base_version = have_base_ ? base_.version : 0}));
+										    .base_version = accepted,
+										    .ready = have_begin}));
 						break;
 					}
 					case MsgType::begin: {
@@ -1659,31 +1706,8 @@ int Gateway::control_receiver()
 							err = check_begin(b, hello, have_base_ ? base_.version : 0);
 						if (!err.empty())
 							return reject(RejectCode::bad_request, err);
-						have_begin = true;
-						chunk_size_ = b.chunk_size;
-						nb_chunks_ = b.nb_chunks;
-						new_version_ = o_.baseline_dir.empty() ? 0 : b.new_version;
-						delta_base_ = b.base_version;
-						if (b.encoding == ChunkEncoding::hde)
-							sink_->expect_encoded(
-								delta_base_ ? base_map_->bytes() : std::span<const uint8_t>{},
-								delta_base_ ? hde::baseline_tag(base_.sha256) : 0);
-						if (delta_base_)
-							baseline_note_ = "delta against version " + std::to_string(delta_base_);
-						assembler_ = std::make_unique<amst::ChunkAssembler>(nb_chunks_, window_, hello.mss, sink_.get());
-						if (std::string e2 = sink_->start(chunk_size_, nb_chunks_, window_, port_.socket_id,
-										  assembler_.get());
-						    !e2.empty())
-							return reject(RejectCode::io_error, e2);
-						auto *as = assembler_.get();
-						post_all([as](Worker &w) {
-							if (w.session())
-								w.session()->attach_receiver(as);
-						});
-						if (!sync_workers(5)) {
-							err_ = "a worker did not answer within 5 s";
-							return 1;
-						}
+						if (int rc = prepare(b); rc >= 0)
+							return rc;
 						send(MsgType::ready, {});
 						break;
 					}

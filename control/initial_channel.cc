@@ -1,5 +1,6 @@
 #include "control/initial_channel.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dataplane/amst/wire.h"
@@ -51,10 +52,26 @@ std::vector<std::vector<uint8_t>> InitialChannel::poll(uint64_t now_ns)
 	// Room for the header, the largest token and the CRYPTO frame's own fields.
 	size_t max_segment = max_packet_ - wire::kHeaderLen - (2 + wire::kMaxTokenLen) - wire::kCryptoFrameOverhead;
 	std::vector<CryptoSegment> segs = hs_.poll(now_ns, max_segment);
+	// Kept once: a repeat of the flight on the handshake's timer brings the same
+	// bytes again, and the token's resend needs them once.
 	if (role_ == Handshake::Role::client && !peer_spoke_)
-		first_flight_.insert(first_flight_.end(), segs.begin(), segs.end());
+		for (const CryptoSegment &sg : segs)
+			if (first_flight_.empty() ||
+			    sg.offset >= first_flight_.back().offset + first_flight_.back().data.size())
+				first_flight_.push_back(sg);
 	frame(segs, &out);
+	if (role_ == Handshake::Role::client && !out.empty()) {
+		if (flight_sends_++ == 0)
+			flight_sent_ns_ = now_ns;
+	}
 	return out;
+}
+
+void InitialChannel::on_answer(uint64_t now_ns)
+{
+	if (flight_sends_ == 1 && now_ns > flight_sent_ns_)
+		rtt_ns_ = rtt_ns_ ? std::min(rtt_ns_, now_ns - flight_sent_ns_) : now_ns - flight_sent_ns_;
+	flight_sends_ = 0; // what goes next is a new flight
 }
 
 void InitialChannel::on_packet(std::span<const uint8_t> pkt, uint64_t now_ns)
@@ -76,6 +93,7 @@ void InitialChannel::on_packet(std::span<const uint8_t> pkt, uint64_t now_ns)
 			return;
 		}
 		received_++;
+		on_answer(now_ns);
 		token_.assign(f.data.begin(), f.data.end());
 		resend_first_ = true;
 		return;
@@ -89,6 +107,8 @@ void InitialChannel::on_packet(std::span<const uint8_t> pkt, uint64_t now_ns)
 		}
 	}
 	received_++;
+	if (role_ == Handshake::Role::client && !peer_spoke_)
+		on_answer(now_ns);
 	wire::FrameReader r2(pkt.data() + wire::kHeaderLen, pkt.size() - wire::kHeaderLen);
 	while (!r2.done()) {
 		r2.next(&f);

@@ -46,6 +46,10 @@ public:
 	uint64_t packets_sent() const { return sent_; }
 	uint64_t packets_received() const { return received_; }
 	uint64_t ignored() const { return ignored_; }
+	// Client: the shortest time from a flight sent once to the peer's first answer
+	// (its RETRY, or its first INITIAL), ns; 0 before any.  A flight the handshake
+	// had to repeat gives no sample: which copy was answered is unknown.
+	uint64_t rtt_ns() const { return rtt_ns_; }
 
 private:
 	void frame(const std::vector<CryptoSegment> &segs, std::vector<std::vector<uint8_t>> *out);
@@ -62,6 +66,12 @@ private:
 	bool peer_spoke_ = false;
 	bool resend_first_ = false;
 	uint64_t sent_ = 0, received_ = 0, ignored_ = 0;
+	// The client's RTT samples: the current flight's first send and how many times
+	// it went, until the peer answers.
+	void on_answer(uint64_t now_ns);
+	uint64_t flight_sent_ns_ = 0;
+	uint32_t flight_sends_ = 0;
+	uint64_t rtt_ns_ = 0;
 };
 
 } // namespace dwcp::control

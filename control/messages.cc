@@ -138,6 +138,8 @@ std::vector<uint8_t> encode(const Hello &m)
 	w.u8(m.rss);
 	w.u64(m.base_version);
 	w.bytes(m.base_sha);
+	w.u64(m.new_version);
+	w.u32(m.rtt_us);
 	return b;
 }
 
@@ -150,6 +152,7 @@ std::vector<uint8_t> encode(const Accept &m)
 	w.u16(m.reta_size);
 	w.u8(m.rss);
 	w.u64(m.base_version);
+	w.u8(m.ready);
 	return b;
 }
 
@@ -216,6 +219,8 @@ std::string decode(std::span<const uint8_t> b, Hello *m)
 	m->rss = rss == 1;
 	m->base_version = r.uint("base_version", 8);
 	r.bytes("base_sha", m->base_sha);
+	m->new_version = r.uint("new_version", 8);
+	m->rtt_us = uint32_t(r.uint("rtt_us", 4));
 	std::string err = r.finish();
 	if (!err.empty())
 		return err;
@@ -226,6 +231,11 @@ std::string decode(std::span<const uint8_t> b, Hello *m)
 	if (m->max_streams < 1 || m->max_streams > wire::kMaxStreams)
 		r.fail("max_streams", std::to_string(m->max_streams) + " is not in 1..256");
 	check_queues(r, m->rx_queues, m->reta_size, rss);
+	if (m->new_version && m->new_version <= m->base_version)
+		r.fail("new_version", std::to_string(m->new_version) + " is not after the baseline's " +
+					      std::to_string(m->base_version));
+	if (m->rtt_us > kMaxHelloRttUs)
+		r.fail("rtt_us", std::to_string(m->rtt_us) + " is more than " + std::to_string(kMaxHelloRttUs));
 	return r.finish();
 }
 
@@ -238,9 +248,13 @@ std::string decode(std::span<const uint8_t> b, Accept *m)
 	uint8_t rss = uint8_t(r.uint("rss", 1));
 	m->rss = rss == 1;
 	m->base_version = r.uint("base_version", 8);
+	uint8_t ready = uint8_t(r.uint("ready", 1));
+	m->ready = ready == 1;
 	std::string err = r.finish();
 	if (!err.empty())
 		return err;
+	if (ready > 1)
+		r.fail("ready", "not 0 or 1");
 	if (m->window_chunks < 1 || m->window_chunks > 65536)
 		r.fail("window_chunks", std::to_string(m->window_chunks) + " is not in 1..65536");
 	check_queues(r, m->rx_queues, m->reta_size, rss);
@@ -329,6 +343,19 @@ std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out)
 	if (len > f.data.size() - 6)
 		return "hello does not fit its first packet";
 	return decode(f.data.subspan(6, len), out);
+}
+
+Begin layout_for(const Hello &h, uint64_t accepted_base)
+{
+	Begin b;
+	b.encoding = accepted_base ? ChunkEncoding::hde : ChunkEncoding::raw;
+	b.base_version = accepted_base;
+	b.new_version = h.new_version;
+	b.chunk_size = amst::chunk_size_for(uint64_t(h.rtt_us) * 1000, h.link_bps / 8, h.mss);
+	if (b.encoding == ChunkEncoding::hde)
+		b.chunk_size = std::max<uint32_t>(4096, b.chunk_size / 4096 * 4096);
+	b.nb_chunks = amst::nb_chunks_for(h.size, b.chunk_size);
+	return b;
 }
 
 std::string check_begin(const Begin &b, const Hello &h, uint64_t accepted_base)

@@ -5,16 +5,25 @@
 //
 //   sender                                   receiver
 //   HELLO  object name, size, limits,  ->
-//          the baseline it holds
+//          the baseline it holds, the
+//          new version, the RTT its TLS
+//          handshake measured
 //                                      <-    ACCEPT window, queues, whether it holds
-//                                            that baseline too   (or REJECT why)
-//   BEGIN  chunk size, chunk count,    ->    (chunk size needs the RTT the hello measured)
+//                                            that baseline too, READY (or REJECT why)
+//   ... DATA on streams 1..N, ACK/WINDOW back ...
+//
+// The chunk layout (chunk size from the RTT, raw or HDE-encoded chunks) follows
+// from the HELLO and the baseline the ACCEPT names, by layout_for() on both sides;
+// the receiver has every worker holding the assembler before it answers, so data
+// may follow the ACCEPT at once (data sent earlier would be dropped, and a first
+// round of drops reads as heavy loss to BBR).  A HELLO without an RTT (security
+// off: no handshake came before it) gets an ACCEPT that is not ready, and one more
+// round trip sets the layout from the RTT the HELLO measured:
+//   BEGIN  chunk size, chunk count,    ->
 //          raw or HDE-encoded chunks,
 //          baseline, the new version
-//                                      <-    READY (every worker holds the assembler: data
-//                                            sent earlier would be dropped, and a first
-//                                            round of drops reads as heavy loss to BBR)
-//   ... DATA on streams 1..N, ACK/WINDOW back ...
+//                                      <-    READY
+//   ... DATA ...
 //   DIGEST sha-256 of the object       ->    (whenever the sender's hash is done)
 //                                      <-    RESULT ok / why not, after the file is
 //                                            verified and renamed (or removed)
@@ -33,7 +42,7 @@
 
 namespace dwcp::control {
 
-constexpr uint8_t kMsgVersion = 1;
+constexpr uint8_t kMsgVersion = 2;
 constexpr size_t kMaxNameLen = 255;
 constexpr size_t kMaxTextLen = 512;
 
@@ -61,7 +70,14 @@ struct Hello {
 	// control/baselines.h): version 0 when none.
 	uint64_t base_version = 0;
 	Sha256 base_sha{};
+	// The version both sides record the object as once verified (0: none).
+	uint64_t new_version = 0;
+	// The round-trip time the sender measured before this hello (its TLS
+	// handshake), microseconds, at most kMaxHelloRttUs; 0 when it has none.
+	uint32_t rtt_us = 0;
 };
+
+constexpr uint32_t kMaxHelloRttUs = 10'000'000;
 
 struct Accept {
 	uint32_t window_chunks = 0; // chunks the receiver holds at once
@@ -71,6 +87,9 @@ struct Accept {
 	// The hello's base_version when the receiver holds that version with the same
 	// digest (and checked its file), else 0: the sender may send deltas against it.
 	uint64_t base_version = 0;
+	// The hello carried an RTT, the receiver set up layout_for(hello, base_version)
+	// and every worker holds it: data may follow at once, no BEGIN/READY.
+	bool ready = false;
 };
 
 enum class RejectCode : uint16_t {
@@ -135,6 +154,14 @@ std::string check_object_name(const std::string &name);
 // dropped, so forged or stray packets cannot take the listener's place.
 // Returns "" with *out filled, or why not.
 [[nodiscard]] std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out);
+
+// The chunk layout of a transfer: chunk size min(256 KiB, RTT * link rate / 2) in
+// whole packets (in 4 KiB blocks when HDE-encoded), from the hello's RTT (rtt_us),
+// its link rate and mss; HDE chunks when a baseline was accepted (accepted_base
+// != 0); the hello's new version.  Both sides derive it when the ACCEPT is ready;
+// a sender without an RTT in its hello fills rtt_us with the hello's round trip
+// and sends the result as its BEGIN.
+Begin layout_for(const Hello &h, uint64_t accepted_base);
 
 // Checks a BEGIN against the HELLO it follows and the baseline the ACCEPT offered.
 [[nodiscard]] std::string check_begin(const Begin &b, const Hello &h, uint64_t accepted_base = 0);

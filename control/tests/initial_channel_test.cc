@@ -136,6 +136,44 @@ TEST_F(InitialChannelTest, RetryThenHandshakeWithAgreeingKeys)
 	EXPECT_EQ(server.ignored(), 0u);
 }
 
+TEST_F(InitialChannelTest, RttComesFromFlightsSentOnce)
+{
+	// The client's RTT (which its HELLO carries, so that the chunk layout needs no
+	// round trip of its own) is the quickest answer to a flight sent once: the
+	// RETRY after 120 ms, the server's flight 100 ms after the hello went again.
+	constexpr uint64_t kMs = 1'000'000;
+	InitialChannel client(*cctx, Handshake::Role::client, kSid, kMaxPacket);
+	InitialChannel server(*sctx, Handshake::Role::server, kSid, kMaxPacket);
+	ASSERT_EQ(client.poll(5 * kMs).size(), 1u);
+	EXPECT_EQ(client.rtt_ns(), 0u);
+	client.on_packet(retry_packet(std::vector<uint8_t>(20, 1)), 125 * kMs);
+	EXPECT_EQ(client.rtt_ns(), 120 * kMs);
+	auto again = client.poll(130 * kMs);
+	ASSERT_EQ(again.size(), 1u);
+	server.on_packet(again[0], 180 * kMs);
+	auto flight = server.poll(180 * kMs);
+	ASSERT_FALSE(flight.empty());
+	for (auto &pkt : flight)
+		client.on_packet(pkt, 230 * kMs);
+	EXPECT_EQ(client.rtt_ns(), 100 * kMs);
+
+	// A flight the handshake had to send twice gives no sample: the answer may be
+	// to either copy.
+	InitialChannel slow(*cctx, Handshake::Role::client, kSid, kMaxPacket, 200 * kMs);
+	ASSERT_EQ(slow.poll(0).size(), 1u);
+	ASSERT_EQ(slow.poll(slow.next_timeout_ns()).size(), 1u);
+	slow.on_packet(retry_packet(std::vector<uint8_t>(20, 1)), 450 * kMs);
+	EXPECT_EQ(slow.rtt_ns(), 0u);
+	// The hello sent again with the token is a new flight, sent once.
+	auto with_token = slow.poll(460 * kMs);
+	ASSERT_EQ(with_token.size(), 1u);
+	InitialChannel server2(*sctx, Handshake::Role::server, kSid, kMaxPacket);
+	server2.on_packet(with_token[0], 500 * kMs);
+	for (auto &pkt : server2.poll(500 * kMs))
+		slow.on_packet(pkt, 545 * kMs);
+	EXPECT_EQ(slow.rtt_ns(), 85 * kMs);
+}
+
 TEST_F(InitialChannelTest, OnlyOneRetryAndOnlyBeforeTheServerSpeaks)
 {
 	InitialChannel client(*cctx, Handshake::Role::client, kSid, kMaxPacket);

@@ -31,12 +31,26 @@ TEST(Messages, EveryMessageRoundTrips)
 	ASSERT_EQ(decode(encode(h), &h2), "");
 	EXPECT_EQ(h2.base_version, 41u);
 	EXPECT_EQ(h2.base_sha, h.base_sha);
+	EXPECT_EQ(h2.new_version, 0u);
+	EXPECT_EQ(h2.rtt_us, 0u);
+	h.new_version = 42;
+	h.rtt_us = 301'234;
+	ASSERT_EQ(decode(encode(h), &h2), "");
+	EXPECT_EQ(h2.new_version, 42u);
+	EXPECT_EQ(h2.rtt_us, 301'234u);
 
 	Accept a{.window_chunks = 512, .rx_queues = 4, .reta_size = 512, .rss = false, .base_version = 41}, a2;
 	ASSERT_EQ(decode(encode(a), &a2), "");
 	EXPECT_EQ(a2.window_chunks, 512u);
 	EXPECT_EQ(a2.rx_queues, 4);
 	EXPECT_EQ(a2.base_version, 41u);
+	EXPECT_FALSE(a2.ready);
+	a.ready = true;
+	ASSERT_EQ(decode(encode(a), &a2), "");
+	EXPECT_TRUE(a2.ready);
+	std::vector<uint8_t> bad_ready = encode(a);
+	bad_ready.back() = 2;
+	EXPECT_EQ(decode(bad_ready, &a2), "accept: ready: not 0 or 1");
 
 	Reject r{.code = RejectCode::no_space, .reason = "no space for 'x'"}, r2;
 	ASSERT_EQ(decode(encode(r), &r2), "");
@@ -109,6 +123,9 @@ TEST(Messages, HelloValuesAreChecked)
 	EXPECT_NE(bad([](Hello &h) { h.max_streams = 0; }).find("max_streams"), std::string::npos);
 	EXPECT_NE(bad([](Hello &h) { h.max_streams = 257; }).find("max_streams"), std::string::npos);
 	EXPECT_NE(bad([](Hello &h) { h.rx_queues = 0; }).find("rx_queues"), std::string::npos);
+	EXPECT_EQ(bad([](Hello &h) { h.rtt_us = kMaxHelloRttUs + 1; }), "hello: rtt_us: 10000001 is more than 10000000");
+	EXPECT_EQ(bad([](Hello &h) { h.base_version = 5, h.new_version = 5; }),
+		  "hello: new_version: 5 is not after the baseline's 5");
 	EXPECT_EQ(bad([](Hello &) {}), "");
 }
 
@@ -140,6 +157,37 @@ TEST(Messages, BeginDeltasOnlyAgainstTheAcceptedBaseline)
 	Begin raw_base{.chunk_size = 1440 * 182, .nb_chunks = 5, .base_version = 3};
 	EXPECT_NE(check_begin(raw_base, h, 3).find("baseline version 3"), std::string::npos);
 	EXPECT_EQ(check_begin(Begin{.chunk_size = 262144, .nb_chunks = 4, .encoding = ChunkEncoding::hde}, h), "");
+}
+
+TEST(Messages, BothSidesDeriveTheSameLayoutFromTheHello)
+{
+	// 100 ms at 1 Gbit/s: half a BDP is 6.25 MB, so the 256 KiB cap, in whole
+	// packets for raw chunks and whole 4 KiB blocks for HDE ones.
+	Hello h = sample_hello();
+	h.rtt_us = 100'000;
+	h.new_version = 9;
+	Begin raw = layout_for(h, 0);
+	EXPECT_EQ(raw.encoding, ChunkEncoding::raw);
+	EXPECT_EQ(raw.chunk_size, 262144u / 1440 * 1440);
+	EXPECT_EQ(raw.nb_chunks, uint32_t((h.size + raw.chunk_size - 1) / raw.chunk_size));
+	EXPECT_EQ(raw.base_version, 0u);
+	EXPECT_EQ(raw.new_version, 9u);
+	EXPECT_EQ(check_begin(raw, h, 0), "");
+	h.base_version = 8;
+	Begin hde = layout_for(h, 8);
+	EXPECT_EQ(hde.encoding, ChunkEncoding::hde);
+	EXPECT_EQ(hde.chunk_size, 262144u / 1440 * 1440 / 4096 * 4096);
+	EXPECT_EQ(hde.base_version, 8u);
+	EXPECT_EQ(check_begin(hde, h, 8), "");
+	// 2 ms on a 100 Mbit/s link: half a BDP is 12.5 kB, under the 16-packet floor.
+	h.rtt_us = 2'000;
+	h.link_bps = 100'000'000;
+	EXPECT_EQ(layout_for(h, 0).chunk_size, 16u * 1440);
+	EXPECT_EQ(layout_for(h, 8).chunk_size, 16u * 1440 / 4096 * 4096);
+	// A hostile size the chunk count cannot hold is caught by check_begin.
+	h.size = UINT64_MAX / 2;
+	Begin huge = layout_for(h, 0);
+	EXPECT_NE(check_begin(huge, h, 0).find("does not cover"), std::string::npos);
 }
 
 TEST(Messages, ResultOkMustBeABoolean)
