@@ -544,6 +544,15 @@ def empty_dir(path):
         os.unlink(os.path.join(path, name))
 
 
+def make_work(prefix, parent):
+    """A fresh work directory under parent (--work; default $TMPDIR), or Fail
+    naming what is wrong with parent."""
+    try:
+        return tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError as e:
+        raise Fail(f'--work {parent}: cannot make a work directory there: {e.strerror}')
+
+
 def cleanup_work(work, keep, ok, log_fn):
     """Removes the work directory after a good run; after a failed one keeps the
     logs and reports to read but drops the bulk data."""
