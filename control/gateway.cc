@@ -1349,7 +1349,16 @@ int Gateway::control_sender()
 		return fail(e);
 	if (std::string e = decode(body, &acc); !e.empty())
 		return fail("peer sent a malformed " + e);
-	hello_rtt_ns_ = std::max<uint64_t>(mono_ns() - hello_ns, 1'000'000);
+	// The hello's round trip holds the receiver's set-up too (creating and
+	// reserving the file: over a second for 4 GiB on tmpfs).  The path's RTT is
+	// the least of it, the handshake's and the transport's sample of the hello's
+	// ACK.
+	uint64_t rtt = mono_ns() - hello_ns;
+	if (hello.rtt_us)
+		rtt = std::min<uint64_t>(rtt, uint64_t(hello.rtt_us) * 1000);
+	if (uint64_t ack_rtt = totals().min_rtt_ns)
+		rtt = std::min(rtt, ack_rtt);
+	hello_rtt_ns_ = std::max<uint64_t>(rtt, 1'000'000);
 	if (acc.base_version && acc.base_version != hello.base_version)
 		return fail("peer accepted baseline version " + std::to_string(acc.base_version) + ", not the one offered (" +
 			    std::to_string(hello.base_version) + ")");
