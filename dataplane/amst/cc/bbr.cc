@@ -31,9 +31,10 @@
 //   arrived, so under 2% random loss a stream paced at its ceiling measures 98%
 //   of it and would cruise there; its probe, capped at the ceiling, can never
 //   show the difference, and 2% of the link would stay idle for good.  A stream
-//   held at its ceiling therefore paces at the ceiling while the path shows no
-//   queue (smoothed RTT within kQueueFreeRtt of min_rtt).  When a queue shows
-//   (the path is slower than the ceiling says), it paces at its estimate again.
+//   whose estimate is within 3% of its ceiling therefore paces at the ceiling
+//   while the path shows no queue (smoothed RTT within kQueueFreeRtt of
+//   min_rtt).  When a queue shows (the path is slower than the ceiling says),
+//   it paces at its estimate again.
 // * Recovery.  There is no packet conservation on loss (BBRv1 cut cwnd to the
 //   data in flight in each recovery): with random loss every round would be a
 //   recovery round.
@@ -73,6 +74,13 @@ constexpr uint32_t kFullBwRounds = 3;
 // under it (a sample spans slightly more time than the bytes it counts); 90%
 // leaves room for that and for the ACK clock's jitter.
 constexpr double kCeilingFullFraction = 0.9;
+// A stream paces at its ceiling (rather than at its estimate) only when the
+// estimate is within 3% of it: random loss of up to 3% is what the links dwcp
+// runs on carry, and on a path whose policer or shallow buffer sits just under
+// the ceiling (no queue to show in the RTT) the overdrive, and the loss it
+// makes, stays under 3%.  Between 90% and 97% the stream cruises at its
+// estimate, as BBR does.
+constexpr double kCeilingCruiseFraction = 0.97;
 // How far the smoothed RTT may sit above min_rtt while a stream held at its
 // ceiling still paces at the ceiling: 1/32 of min_rtt, at least 1 ms (3 ms on a
 // 100 ms path, a queue a thirtieth of the pipe).
@@ -472,7 +480,8 @@ void Bbr::set_pacing_rate()
 		return;
 	}
 	uint64_t rate = uint64_t(pacing_gain_ * double(bw));
-	if (state_ == State::probe_bw && held_at_ceiling() && queue_free())
+	if (state_ == State::probe_bw && queue_free() &&
+	    double(bw) >= kCeilingCruiseFraction * double(rate_ceiling_))
 		rate = std::max(rate, rate_ceiling_);
 	// In Startup the early samples are smaller than the initial guess; the
 	// rate only goes up until the pipe is known to be full.

@@ -270,6 +270,25 @@ TEST(Bbr, PathSlowerThanTheCeilingKeepsItsQueueShort)
 	EXPECT_GE(goodput, 0.98 * double(kRate));
 }
 
+TEST(Bbr, PolicerJustUnderTheCeilingIsNotOverdriven)
+{
+	// A policer (a buffer of four packets) at 95% of the ceiling: no queue ever
+	// shows in the RTT, so only the estimate says the path is slower.  The stream
+	// cruises at its estimate, and loses only what its probes push over.
+	const uint64_t ceiling = kRate * 100 / 95;
+	CcConfig cfg;
+	cfg.rate_ceiling = ceiling;
+	auto cc = make_bbr(cfg);
+	LinkSim sim(*cc, LinkConfig{.rate = kRate, .base_rtt_ns = kRtt, .buffer_bytes = 4 * kMss, .ceiling = ceiling});
+	sim.run_until(3 * kSec);
+	ASSERT_TRUE(in_state(*cc, "probe_bw"));
+	const uint64_t delivered0 = sim.delivered(), lost0 = sim.lost();
+	sim.run_for(20 * kSec);
+	const double delivered = double(sim.delivered() - delivered0);
+	EXPECT_LE(double(sim.lost() - lost0), 0.015 * delivered);
+	EXPECT_GE(delivered / 20.0, 0.95 * double(kRate));
+}
+
 TEST(Bbr, LossBelowThresholdIsNotCongestionButThresholdIsConfigurable)
 {
 	// 5% random loss is under the default threshold (10%): no cap.
