@@ -1707,8 +1707,13 @@ int Gateway::control_receiver()
 						break;
 					}
 					case MsgType::begin: {
-						if (!have_hello || have_begin)
+						if (!have_hello)
 							break;
+						// The ready ACCEPT set the layout: a sender that sends
+						// its own anyway does not speak this version.
+						if (have_begin)
+							return reject(RejectCode::bad_request,
+								      "begin: the layout was already set by the hello");
 						Begin b;
 						std::string err = decode(e->body, &b);
 						if (err.empty())

@@ -155,7 +155,8 @@ std::string check_object_name(const std::string &name);
 // Returns "" with *out filled, or why not.
 [[nodiscard]] std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out);
 
-// The chunk layout of a transfer: chunk size min(256 KiB, RTT * link rate / 2) in
+// The chunk layout of a transfer: chunk size min(256 KiB, RTT * link rate / 2)
+// (RTT at least 1 ms) in
 // whole packets (in 4 KiB blocks when HDE-encoded), from the hello's RTT (rtt_us),
 // its link rate and mss; HDE chunks when a baseline was accepted (accepted_base
 // != 0); the hello's new version.  Both sides derive it when the ACCEPT is ready;

@@ -69,6 +69,8 @@ void flush_caches(std::span<const uint8_t> b)
 	for (size_t i = 0; i < b.size(); i += 64)
 		asm volatile("dc civac, %0" ::"r"(b.data() + i) : "memory");
 	asm volatile("dsb ish" ::: "memory");
+#else
+#error "flush_caches: no cache-flush instruction for this architecture"
 #endif
 }
 
