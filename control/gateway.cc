@@ -457,7 +457,7 @@ private:
 	bool wait_ctrl_flushed(double timeout_s);
 	// Every worker's snapshot summed (RTTs: the largest smoothed, the smallest minimum).
 	struct Totals {
-		uint64_t rx_packets = 0, tx_packets = 0, tx_bytes = 0, sent = 0, lost = 0, retx = 0;
+		uint64_t rx_packets = 0, tx_packets = 0, tx_bytes = 0, sent = 0, lost = 0, retx = 0, tail_copies = 0;
 		uint64_t delivered = 0, pacing = 0, in_flight = 0, chunks_acked = 0, rx_data = 0, duplicates = 0;
 		uint64_t tx_ring_full = 0, rx_dropped = 0, unknown_session = 0, bad_header = 0, streams_heard = 0;
 		uint64_t srtt_ns = 0, min_rtt_ns = 0;
@@ -749,6 +749,7 @@ Gateway::Totals Gateway::totals() const
 		t.sent += s.sent_packets;
 		t.lost += s.lost_packets;
 		t.retx += s.session.tx_retransmits;
+		t.tail_copies += s.session.tx_tail_copies;
 		t.delivered += s.delivered_bytes;
 		t.pacing += s.pacing_bytes_per_s;
 		t.in_flight += s.bytes_in_flight;
@@ -1011,9 +1012,9 @@ void Gateway::report(bool ok, const std::string &error)
 			printf("  %.2f s from first packet to verified file, %.1f Mbit/s goodput\n"
 			       "  sha256 %s\n"
 			       "  streams %u (started at %u: %s)\n"
-			       "  rtt %.1f ms (min %.1f), loss %.2f%%, %" PRIu64 " retransmitted packets, chunk %u B, window %u chunks, %zu worker core(s)\n",
+			       "  rtt %.1f ms (min %.1f), loss %.2f%%, %" PRIu64 " retransmitted packets (+%" PRIu64 " tail copies), chunk %u B, window %u chunks, %zu worker core(s)\n",
 			       secs, goodput, to_hex(sha_).c_str(), streams_, streams_initial_, streams_reason_.c_str(),
-			       srtt / 1e6, minrtt / 1e6, sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, chunk_size_,
+			       srtt / 1e6, minrtt / 1e6, sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, t.tail_copies, chunk_size_,
 			       window_, workers_.size());
 		if (ok && !o_.baseline_dir.empty())
 			printf("  baseline: %s%s\n", baseline_note_.c_str(),
@@ -1043,7 +1044,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 "{\"role\": \"%s\", \"ok\": %s, \"error\": %s, \"file\": %s, \"bytes\": %" PRIu64 ", \"sha256\": \"%s\", "
 		 "\"first_packet_ns\": %" PRIu64 ", \"done_ns\": %" PRIu64 ", \"seconds\": %.6f, \"goodput_mbit\": %.3f, "
 		 "\"streams\": %u, \"streams_initial\": %u, \"streams_reason\": %s, \"cc\": \"%s\", \"rtt_ms\": %.3f, "
-		 "\"min_rtt_ms\": %.3f, \"loss_pct\": %.4f, \"retransmits\": %" PRIu64 ", \"packets_sent\": %" PRIu64
+		 "\"min_rtt_ms\": %.3f, \"loss_pct\": %.4f, \"retransmits\": %" PRIu64 ", \"tail_copies\": %" PRIu64 ", \"packets_sent\": %" PRIu64
 		 ", \"packets_received\": %" PRIu64 ", \"worker_cores\": %zu, \"chunk_size\": %u, \"window_chunks\": %u, "
 		 "\"link_mbit\": %" PRIu64 ", \"hello_rtt_ms\": %.3f, \"port_rx_missed\": %" PRIu64
 		 ", \"port_tx_errors\": %" PRIu64 ", \"tx_ring_full\": %" PRIu64 ", \"rx_dropped\": %" PRIu64
@@ -1059,7 +1060,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
-		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, tx, rx, workers_.size(), chunk_size_, window_,
+		 sent ? 100.0 * double(lost) / double(sent) : 0.0, retx, t.tail_copies, tx, rx, workers_.size(), chunk_size_, window_,
 		 o_.link_mbit, hello_rtt_ns_ / 1e6, ps.imissed, ps.oerrors, t.tx_ring_full, t.rx_dropped, t.unknown_session, t.bad_header,
 		 refused_first_packets_, o_.crypto ? "true" : "false", json_str(aead_name_).c_str(), json_str(tls_peer_).c_str(),
 		 handshake_ns_ / 1e6, ic_ && ic_->retried() ? "true" : "false", t.sealed, t.opened, t.tx_key_gen, t.rx_key_gen,

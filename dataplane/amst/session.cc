@@ -454,7 +454,7 @@ size_t Session::build_data(Stream &st, uint16_t s, uint64_t now_ns, uint8_t *out
 	PacketRef ref;
 	const uint8_t *src = nullptr;
 	uint32_t chunk_len = 0;
-	bool retransmit = false;
+	bool retransmit = false, tail_copy = false;
 	// Lost bytes first, skipping any that were acknowledged after all.
 	while (st.tx->has_lost()) {
 		ref = st.tx->front_lost();
@@ -490,6 +490,8 @@ size_t Session::build_data(Stream &st, uint16_t s, uint64_t now_ns, uint8_t *out
 			src = oc->data + ref.off;
 			chunk_len = oc->len;
 			retransmit = true;
+		} else if (!probe && next_tail_copy(st, &ref, &src, &chunk_len)) {
+			tail_copy = true;
 		} else {
 			return 0;
 		}
@@ -505,7 +507,31 @@ size_t Session::build_data(Stream &st, uint16_t s, uint64_t now_ns, uint8_t *out
 	ctr_.tx_data_packets++;
 	if (retransmit)
 		ctr_.tx_retransmits++;
+	ctr_.tx_tail_copies += tail_copy;
 	return len;
+}
+
+bool Session::next_tail_copy(Stream &st, PacketRef *ref, const uint8_t **src, uint32_t *chunk_len)
+{
+	if (!cfg_.tail_copies || !sched_ || !sched_->all_claimed() || st.copies_done)
+		return false;
+	if (!st.copying) {
+		st.copying = true;
+		st.copy_below = st.tx->next_pn();
+	}
+	while (st.tx->prev_in_flight(&st.copy_below, ref)) {
+		TxChunk *c = find_chunk(st, ref->chunk_id);
+		if (!c)
+			continue; // its chunk is acknowledged whole
+		uint32_t slot = uint32_t(ref->off / cfg_.mss);
+		if (c->acked[slot / 64] & (1ull << (slot % 64)))
+			continue;
+		*src = c->data + ref->off;
+		*chunk_len = c->len;
+		return true;
+	}
+	st.copies_done = true;
+	return false;
 }
 
 size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *stream_id)
@@ -612,6 +638,8 @@ uint64_t Session::next_event_ns(uint64_t now_ns)
 			next = std::min(next, window_update_due(now_ns) ? now_ns : window_sent_ns_ + cfg_.window_refresh_ns);
 		bool has = s == 0 ? (close_pending_ || st.tx->has_lost() || ctrl_next_ < ctrl_out_.size())
 				  : (!closed_ && (stream_has_data(st) ||
+						  (cfg_.tail_copies && sched_ && sched_->all_claimed() && !st.copies_done &&
+						   st.tx->bytes_in_flight()) ||
 						  (sched_ && s <= active_streams_ && !sched_->window_blocked() &&
 						   !sched_->all_claimed() && st.nb_chunks < st.chunks.size())));
 		if (has && !st.tx->cwnd_limited() && !st.tx->ring_full())

@@ -250,6 +250,20 @@ bool StreamSender::oldest_in_flight(PacketRef *ref) const
 	return false;
 }
 
+bool StreamSender::prev_in_flight(uint64_t *below, PacketRef *ref) const
+{
+	for (uint64_t p = std::min(*below, next_pn_); p > base_pn_;) {
+		const Sent &s = slot(--p);
+		if (s.state == kOutstanding && s.ref.len) {
+			*ref = s.ref;
+			*below = p;
+			return true;
+		}
+	}
+	*below = base_pn_;
+	return false;
+}
+
 unsigned StreamSender::on_timer(uint64_t now_ns)
 {
 	if (loss_time_ns_ && now_ns >= loss_time_ns_) {

@@ -103,6 +103,10 @@ public:
 	void pop_lost();
 	// Probe timeout with nothing lost: the owner re-sends the oldest data in flight.
 	bool oldest_in_flight(PacketRef *ref) const;
+	// Tail copies: the newest data packet still outstanding below packet number
+	// *below (down to the oldest in the ring), with *below moved to it.  False,
+	// and *below at the oldest, when none is.
+	bool prev_in_flight(uint64_t *below, PacketRef *ref) const;
 
 	// --- start ---
 	// Before the stream's first packet: start from a window of `packets` and an
