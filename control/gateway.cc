@@ -20,6 +20,7 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_ring.h>
 
 #include "control/autotune.h"
@@ -65,6 +66,9 @@ constexpr uint64_t kMinKeyUpdateGapNs = 1'000'000'000;
 // one session at a time, and a client that proved its address and then went
 // quiet must not hold it for the whole silence timeout.
 constexpr double kHandshakeLimitS = 10;
+// Chunks the receiver holds at once without --window-chunks, unless the hello's
+// RTT asks for more (Gateway::auto_window).
+constexpr uint32_t kDefaultWindowChunks = 512;
 
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
@@ -171,7 +175,9 @@ const char *usage()
 	       "  --cc ALGO            congestion control per stream (default bbr)\n"
 	       "  --streams N|auto     data streams; auto starts from the spec's rule and follows measurement\n"
 	       "  --max-streams N      the most streams autotune may use (default 64, at most 256)\n"
-	       "  --window-chunks N    chunks the receiver holds at once (default 512)\n"
+	       "  --window-chunks N    chunks the receiver holds at once (default: eight round trips of\n"
+	       "                       the link as the handshake measured it, at least 512, in at most\n"
+	       "                       half the free memory; 512 with --crypto off)\n"
 	       "  --progress-s S       progress line every S seconds on stdout (0: none; default 1)\n"
 	       "  --report-json FILE   write the summary as one JSON object to FILE\n"
 	       "  --timeout-s S        give up when the peer is silent this long (default 30)\n"
@@ -448,6 +454,9 @@ private:
 	// timeout from since_ns or a signal give the error instead.
 	std::string await_reply(MsgType want, const char *what, uint64_t since_ns, std::vector<uint8_t> *body);
 	int control_receiver();
+	// The receiver's window for a hello that carries its RTT, when --window-chunks
+	// is not given.
+	uint32_t auto_window(const Hello &h, const Begin &layout) const;
 
 	// helpers
 	void post_all(const Worker::Command &fn);
@@ -1525,6 +1534,21 @@ int Gateway::control_sender()
 
 // ---------------------------------------------------------------- receiver
 
+uint32_t Gateway::auto_window(const Hello &h, const Begin &layout) const
+{
+	// Eight round trips of the link (amst::window_chunks_for), but the chunk
+	// buffers may take at most half the free memory of the port's socket: a
+	// smaller window costs some speed on a lossy long path, no memory costs the
+	// transfer.  Never under the default of 512, whose shortage start() reports.
+	uint32_t w = amst::window_chunks_for(std::max<uint64_t>(h.rtt_us, 1000) * 1000, h.link_bps / 8, layout.chunk_size);
+	uint64_t slot = uint64_t(layout.chunk_size) +
+			(layout.encoding == ChunkEncoding::hde ? hde::max_encoded_chunk_size(layout.chunk_size) + 4096 : 0);
+	rte_malloc_socket_stats st{};
+	if (rte_malloc_get_socket_stats(port_.socket_id < 0 ? 0 : port_.socket_id, &st) == 0)
+		w = uint32_t(std::min<uint64_t>(w, st.heap_freesz_bytes / 2 / slot));
+	return std::max<uint32_t>(w, kDefaultWindowChunks);
+}
+
 int Gateway::control_receiver()
 {
 	struct stat st;
@@ -1536,7 +1560,7 @@ int Gateway::control_receiver()
 		err_ = "--recv-dir '" + o_.recv_dir + "' is not writable: " + strerror(errno);
 		return 2;
 	}
-	window_ = o_.window_chunks ? o_.window_chunks : 512;
+	window_ = o_.window_chunks ? o_.window_chunks : kDefaultWindowChunks;
 	if (!o_.baseline_dir.empty()) {
 		if (std::string e = store_.open(o_.baseline_dir, true); !e.empty()) {
 			err_ = "--baseline-dir: " + e;
@@ -1696,6 +1720,8 @@ int Gateway::control_receiver()
 							Begin b = layout_for(hello, accepted);
 							if (std::string err = check_begin(b, hello, accepted); !err.empty())
 								return reject(RejectCode::bad_request, err);
+							if (!o_.window_chunks)
+								window_ = auto_window(hello, b);
 							if (int rc = prepare(b); rc >= 0)
 								return rc;
 						}
@@ -1797,6 +1823,7 @@ int Gateway::control_receiver()
 		have_base_ = false;
 		base_map_.reset();
 		new_version_ = delta_base_ = encoded_bytes_ = 0;
+		window_ = o_.window_chunks ? o_.window_chunks : kDefaultWindowChunks;
 		baseline_note_.clear();
 		handshake_ns_ = key_updates_ = 0;
 		tls_peer_.clear();

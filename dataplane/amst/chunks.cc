@@ -16,6 +16,13 @@ uint32_t chunk_size_for(uint64_t rtt_ns, uint64_t link_bytes_per_s, uint32_t mss
 	return uint32_t(c / mss * mss);
 }
 
+uint32_t window_chunks_for(uint64_t rtt_ns, uint64_t link_bytes_per_s, uint32_t chunk_size)
+{
+	unsigned __int128 eight_bdp = (unsigned __int128)rtt_ns * link_bytes_per_s * 8 / 1'000'000'000u;
+	unsigned __int128 n = eight_bdp / std::max<uint32_t>(chunk_size, 1) + 1;
+	return uint32_t(std::clamp<unsigned __int128>(n, 512, 65536));
+}
+
 ChunkAssembler::ChunkAssembler(uint32_t nb_chunks, uint32_t window, uint32_t mss, ChunkSink *sink)
 	: nb_chunks_(nb_chunks), window_(std::max<uint32_t>(window, 1)), mss_(mss),
 	  // Encoded chunks may run a little past the raw chunk size (a literal block's
