@@ -480,7 +480,7 @@ void Bbr::set_pacing_rate()
 		return;
 	}
 	uint64_t rate = uint64_t(pacing_gain_ * double(bw));
-	if (state_ == State::probe_bw && queue_free() &&
+	if (state_ == State::probe_bw && rate_ceiling_ != 0 && queue_free() &&
 	    double(bw) >= kCeilingCruiseFraction * double(rate_ceiling_))
 		rate = std::max(rate, rate_ceiling_);
 	// In Startup the early samples are smaller than the initial guess; the
