@@ -6,6 +6,20 @@
 
 namespace dwcp::crypto {
 
+namespace {
+
+// Adds the packet key of secret s to a: its handle, or -1 with *err.  The derived
+// key is wiped before this returns.
+int add_packet_key(Aead &a, const Secret &s, std::string *err)
+{
+	PacketKey k = derive_packet_key(s);
+	int h = a.add_key(k, err);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return h;
+}
+
+} // namespace
+
 // ---------------------------------------------------------------- ReplayWindow
 
 ReplayWindow::Verdict ReplayWindow::check(uint64_t pn) const
@@ -68,9 +82,7 @@ TxProtection::~TxProtection()
 bool TxProtection::install(Aead &a, const Secret &s, std::string *err)
 {
 	clear(a);
-	PacketKey k = derive_packet_key(s);
-	int h = a.add_key(k, err);
-	OPENSSL_cleanse(&k, sizeof(k));
+	int h = add_packet_key(a, s, err);
 	if (h < 0)
 		return false;
 	secret_ = s;
@@ -87,9 +99,7 @@ bool TxProtection::update(Aead &a, std::string *err)
 		return false;
 	}
 	Secret n = next_secret(secret_);
-	PacketKey k = derive_packet_key(n);
-	int h = a.add_key(k, err);
-	OPENSSL_cleanse(&k, sizeof(k));
+	int h = add_packet_key(a, n, err);
 	if (h < 0) {
 		OPENSSL_cleanse(n.data(), n.size());
 		return false;
@@ -121,13 +131,9 @@ RxProtection::~RxProtection()
 bool RxProtection::install(Aead &a, const Secret &s, std::string *err)
 {
 	clear(a);
-	PacketKey k = derive_packet_key(s);
-	int cur = a.add_key(k, err);
+	int cur = add_packet_key(a, s, err);
 	Secret n = next_secret(s);
-	PacketKey nk = derive_packet_key(n);
-	int next = cur >= 0 ? a.add_key(nk, err) : -1;
-	OPENSSL_cleanse(&k, sizeof(k));
-	OPENSSL_cleanse(&nk, sizeof(nk));
+	int next = cur >= 0 ? add_packet_key(a, n, err) : -1;
 	if (next < 0) {
 		if (cur >= 0)
 			a.remove_key(cur);
@@ -178,10 +184,8 @@ void RxProtection::rotate(Aead &a, uint64_t now_ns, uint16_t stream, uint64_t pn
 	// expansions and a session: microseconds, once per key update.  Without room in
 	// the Aead, packets of the next phase get no_key until a key is freed.
 	next_secret_ = next_secret(next_secret_);
-	PacketKey k = derive_packet_key(next_secret_);
 	std::string err;
-	next_ = a.add_key(k, &err);
-	OPENSSL_cleanse(&k, sizeof(k));
+	next_ = add_packet_key(a, next_secret_, &err);
 }
 
 bool RxProtection::try_open(Aead &a, int h, AeadOp &op)
