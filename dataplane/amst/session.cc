@@ -511,9 +511,14 @@ size_t Session::build_data(Stream &st, uint16_t s, uint64_t now_ns, uint8_t *out
 	return len;
 }
 
+bool Session::tail_copies_due(const Stream &st) const
+{
+	return cfg_.tail_copies && sched_ && sched_->all_claimed() && !st.copies_done;
+}
+
 bool Session::next_tail_copy(Stream &st, PacketRef *ref, const uint8_t **src, uint32_t *chunk_len)
 {
-	if (!cfg_.tail_copies || !sched_ || !sched_->all_claimed() || st.copies_done)
+	if (!tail_copies_due(st))
 		return false;
 	if (!st.copying) {
 		st.copying = true;
@@ -638,8 +643,7 @@ uint64_t Session::next_event_ns(uint64_t now_ns)
 			next = std::min(next, window_update_due(now_ns) ? now_ns : window_sent_ns_ + cfg_.window_refresh_ns);
 		bool has = s == 0 ? (close_pending_ || st.tx->has_lost() || ctrl_next_ < ctrl_out_.size())
 				  : (!closed_ && (stream_has_data(st) ||
-						  (cfg_.tail_copies && sched_ && sched_->all_claimed() && !st.copies_done &&
-						   st.tx->bytes_in_flight()) ||
+						  (tail_copies_due(st) && st.tx->bytes_in_flight()) ||
 						  (sched_ && s <= active_streams_ && !sched_->window_blocked() &&
 						   !sched_->all_claimed() && st.nb_chunks < st.chunks.size())));
 		if (has && !st.tx->cwnd_limited() && !st.tx->ring_full())

@@ -187,6 +187,9 @@ private:
 		bool copying = false, copies_done = false;
 		uint64_t copy_below = 0;
 	};
+	// The transfer is in its tail and the stream may still send copies (see
+	// SessionConfig::tail_copies).
+	bool tail_copies_due(const Stream &st) const;
 	// A tail copy for the stream (see SessionConfig::tail_copies): false when
 	// the transfer is not in its tail or every packet in flight has had one.
 	bool next_tail_copy(Stream &st, PacketRef *ref, const uint8_t **src, uint32_t *chunk_len);
