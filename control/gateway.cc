@@ -1368,7 +1368,7 @@ int Gateway::control_sender()
 		rtt = std::min<uint64_t>(rtt, uint64_t(hello.rtt_us) * 1000);
 	if (uint64_t ack_rtt = totals().min_rtt_ns)
 		rtt = std::min(rtt, ack_rtt);
-	hello_rtt_ns_ = std::max<uint64_t>(rtt, 1'000'000);
+	hello_rtt_ns_ = std::max(rtt, kMinSetupRttNs);
 	if (acc.base_version && acc.base_version != hello.base_version)
 		return fail("peer accepted baseline version " + std::to_string(acc.base_version) + ", not the one offered (" +
 			    std::to_string(hello.base_version) + ")");
@@ -1540,7 +1540,7 @@ uint32_t Gateway::auto_window(const Hello &h, const Begin &layout) const
 	// buffers may take at most half the free memory of the port's socket: a
 	// smaller window costs some speed on a lossy long path, no memory costs the
 	// transfer.  Never under the default of 512, whose shortage start() reports.
-	uint32_t w = amst::window_chunks_for(std::max<uint64_t>(h.rtt_us, 1000) * 1000, h.link_bps / 8, layout.chunk_size);
+	uint32_t w = amst::window_chunks_for(setup_rtt_ns(h), h.link_bps / 8, layout.chunk_size);
 	uint64_t slot = uint64_t(layout.chunk_size) +
 			(layout.encoding == ChunkEncoding::hde ? hde::max_encoded_chunk_size(layout.chunk_size) + 4096 : 0);
 	rte_malloc_socket_stats st{};

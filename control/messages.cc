@@ -351,9 +351,7 @@ Begin layout_for(const Hello &h, uint64_t accepted_base)
 	b.encoding = accepted_base ? ChunkEncoding::hde : ChunkEncoding::raw;
 	b.base_version = accepted_base;
 	b.new_version = h.new_version;
-	// At least 1 ms, as the sender's own measure of the hello's round trip: the
-	// layout of a path must not depend on which side measured its RTT.
-	b.chunk_size = amst::chunk_size_for(std::max<uint64_t>(h.rtt_us, 1000) * 1000, h.link_bps / 8, h.mss);
+	b.chunk_size = amst::chunk_size_for(setup_rtt_ns(h), h.link_bps / 8, h.mss);
 	if (b.encoding == ChunkEncoding::hde)
 		b.chunk_size = std::max<uint32_t>(4096, b.chunk_size / 4096 * 4096);
 	b.nb_chunks = amst::nb_chunks_for(h.size, b.chunk_size);

@@ -32,6 +32,7 @@
 // Every message starts with its own version byte; integers are big-endian; strings
 // are u16 length + bytes.  Decoders check every length and value and return a
 // one-line error naming the field, because the peer may be anyone.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -78,6 +79,16 @@ struct Hello {
 };
 
 constexpr uint32_t kMaxHelloRttUs = 10'000'000;
+
+// The least RTT set-up takes for a path, as the sender's own measure of the
+// hello's round trip does: a path's layout and window must not depend on which
+// side measured its RTT, or how close to zero a LAN's was.
+constexpr uint64_t kMinSetupRttNs = 1'000'000;
+// The hello's RTT in ns, at least kMinSetupRttNs.
+inline uint64_t setup_rtt_ns(const Hello &h)
+{
+	return std::max<uint64_t>(uint64_t(h.rtt_us) * 1000, kMinSetupRttNs);
+}
 
 struct Accept {
 	uint32_t window_chunks = 0; // chunks the receiver holds at once
@@ -155,10 +166,9 @@ std::string check_object_name(const std::string &name);
 // Returns "" with *out filled, or why not.
 [[nodiscard]] std::string hello_from_first_packet(std::span<const uint8_t> packet, Hello *out);
 
-// The chunk layout of a transfer: chunk size min(256 KiB, RTT * link rate / 2)
-// (RTT at least 1 ms) in
-// whole packets (in 4 KiB blocks when HDE-encoded), from the hello's RTT (rtt_us),
-// its link rate and mss; HDE chunks when a baseline was accepted (accepted_base
+// The chunk layout of a transfer: chunk size min(256 KiB, RTT * link rate / 2) in
+// whole packets (in 4 KiB blocks when HDE-encoded), from the hello's RTT
+// (setup_rtt_ns), its link rate and mss; HDE chunks when a baseline was accepted (accepted_base
 // != 0); the hello's new version.  Both sides derive it when the ACCEPT is ready;
 // a sender without an RTT in its hello fills rtt_us with the hello's round trip
 // and sends the result as its BEGIN.
