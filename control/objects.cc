@@ -35,9 +35,10 @@ SourceFile::~SourceFile()
 		hasher_.join();
 }
 
-std::string SourceFile::open(const std::string &path)
+std::string SourceFile::open(const std::string &path, uint64_t hash_lead)
 {
 	path_ = path;
+	hash_lead_ = hash_lead;
 	if (std::string e = file_.open(path); !e.empty())
 		return e;
 	map_ = file_.bytes().data();
@@ -52,6 +53,7 @@ std::span<const uint8_t> SourceFile::chunk_payload(uint32_t chunk_id)
 {
 	uint64_t off = uint64_t(chunk_id) * chunk_size_;
 	uint64_t len = std::min<uint64_t>(chunk_size_, size_ - off);
+	note_claimed(off + len);
 	return {map_ + off, size_t(len)};
 }
 
@@ -62,6 +64,10 @@ void SourceFile::hash_thread()
 	Sha256Stream md;
 	const uint64_t step = 4 << 20;
 	for (uint64_t off = 0; off < size_; off += step) {
+		// No further than hash_lead_ past what the workers have claimed.
+		while (off >= claimed_end_.load(std::memory_order_relaxed) + hash_lead_ &&
+		       !stop_.load(std::memory_order_relaxed))
+			usleep(1000);
 		if (stop_.load(std::memory_order_relaxed)) {
 			hash_error_ = "stopped before '" + path_ + "' was hashed";
 			hash_state_.store(2, std::memory_order_release);
@@ -184,6 +190,7 @@ std::span<const uint8_t> EncodedSource::chunk_payload(uint32_t chunk_id)
 	uint64_t off = uint64_t(chunk_id) * chunk_size_;
 	std::span<const uint8_t> all = file_->bytes();
 	std::span<const uint8_t> data = all.subspan(size_t(off), size_t(std::min<uint64_t>(chunk_size_, all.size() - off)));
+	file_->note_claimed(off + data.size());
 	size_t n = enc_[size_t(e)]->encode(chunk_id, chunk_size_, data, *base_.load(std::memory_order_acquire),
 					   hde::DirtyMap{}, tier(),
 					   {static_cast<uint8_t *>(b), slot_size_});
