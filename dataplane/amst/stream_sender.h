@@ -46,7 +46,7 @@ struct StreamSenderConfig {
 	uint32_t min_cwnd_packets = 16;
 	uint64_t initial_rtt_ns = 100'000'000;
 	uint64_t peer_max_ack_delay_ns = 2'000'000;
-	uint64_t pacing_quantum_ns = 1'000'000; // burst size in link time (see Pacer)
+	uint64_t pacing_quantum_ns = 4'000'000; // burst size in link time: missed slots made up (see Pacer)
 	uint64_t max_pto_ns = 1'000'000'000;    // cap on the backed-off probe timeout
 };
 

@@ -177,6 +177,7 @@ void drain(amst::Session &from, SimPipe &pipe, Side &side, uint64_t now_ns, uint
 			buf[0] |= wire::flag_protected | (side.tx.phase() ? wire::flag_key_phase : 0);
 			crypto::AeadOp op = crypto::packet_op(buf, len);
 			side.tx.seal_burst(*side.aead, &op, 1);
+			sec.key_updates_used = std::max(sec.key_updates_used, side.tx.generation());
 		}
 		std::vector<uint8_t> pkt(buf, buf + len);
 		if (a)

@@ -96,7 +96,9 @@ struct SimAttack {
 // What the receiving sides' protection decided, and what the attacker sent.
 struct SecurityStats {
 	uint64_t opened = 0, duplicate = 0, too_old = 0, auth_failed = 0, no_key = 0, unprotected = 0;
-	uint64_t key_updates_sent = 0, key_updates_seen = 0;
+	// Key updates made, those that sealed at least one packet afterwards (an update
+	// after the sender's last packet is never seen), and those the receivers followed.
+	uint64_t key_updates_sent = 0, key_updates_used = 0, key_updates_seen = 0;
 	uint64_t replayed = 0, flipped = 0, truncated = 0, forged = 0;
 };
 
