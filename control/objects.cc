@@ -396,10 +396,11 @@ void SinkFile::writer_thread()
 		}
 		if (hashed != before) {
 			assembler_->set_flow_limit(hashed + nb_bufs_);
-			// Start writeback of what is complete, 64 MiB at a time, so the fsync
-			// before the rename finds little left to write.
+			// Start writeback of what is complete, 8 MiB at a time, so the fsync
+			// before the rename, which the transfer waits for, finds little left
+			// to write (64 MiB cost it 0.1 s on this machine's disk).
 			uint64_t upto = std::min<uint64_t>(uint64_t(hashed) * chunk_size_, size_);
-			if (upto >= synced + (64u << 20) || hashed == nb_chunks_) {
+			if (upto >= synced + (8u << 20) || hashed == nb_chunks_) {
 				sync_file_range(fd_, off_t(synced), off_t(upto - synced), SYNC_FILE_RANGE_WRITE);
 				synced = upto;
 			}

@@ -65,7 +65,7 @@ public:
 	~SourceFile() override;
 	// Opens and maps path, starts hashing it (at most hash_lead bytes past what the
 	// workers have claimed, see note_claimed).  Returns "" or one line naming the file.
-	static constexpr uint64_t kHashLead = 256ull << 20;
+	static constexpr uint64_t kHashLead = 32ull << 20;
 	[[nodiscard]] std::string open(const std::string &path, uint64_t hash_lead = kHashLead);
 	uint64_t size() const { return size_; }
 	const std::string &path() const { return path_; }
@@ -78,7 +78,8 @@ public:
 	// opens would take a core from the workers, the emulator and the peer during
 	// the handshake and the ramp (4 GiB is 2.7 s of SHA-256 here); held a little
 	// ahead of the claims, it costs the send rate's share of a core, and it is
-	// done when the last chunk is claimed, a round trip before the receiver can be.
+	// done a few milliseconds after the last chunk is claimed (32 MiB of SHA-256),
+	// well before the receiver has the last bytes.
 	void note_claimed(uint64_t end) const
 	{
 		uint64_t cur = claimed_end_.load(std::memory_order_relaxed);
