@@ -4,12 +4,15 @@
 // Each stream is paced at min(its controller's pacing rate, its share of the link,
 // link_rate * 0.95 / streams).  Tokens accrue at `rate` and cap at `burst` bytes, so
 // after an idle spell a stream may send at most one burst back to back.  A burst is
-// about one quantum of link time (see burst_for, 4 ms by default): a worker that
+// about one quantum of link time (see burst_for): 1 ms where only the congestion
+// controller sets the pace, 8 ms where the stream has a share of a declared link
+// ceiling (StreamSenderConfig::ceiling_quantum_ns).  There a worker that
 // lost its core for a few milliseconds (to the peer gateway, the WAN emulator, the
 // kernel writing the received file back) sends the slots it missed when it runs
-// again instead of losing them - with a 1 ms quantum, a sender at the link ceiling
-// on two shared cores sent 900-920 of its 950 Mbit/s, with 4 ms 930-950 - while a
-// bottleneck queue sees at most a few milliseconds of data at once.
+// again instead of losing them - a sender at the link ceiling on two shared cores
+// sent 900-920 of its 950 Mbit/s with a 1 ms quantum, 930-940 with 4 ms and
+// 940-950 with 8 ms - while a bottleneck queue sees at most 8 ms of data at once,
+// and only after such a stall (a worker on a core of its own never falls behind).
 //
 // Time comes in from the caller (TSC converted to ns in the workers, a virtual clock
 // in tests), so the pacer is exact and deterministic.

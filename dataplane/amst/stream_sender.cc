@@ -341,9 +341,12 @@ void StreamSender::update_pacing(uint64_t now_ns)
 	uint64_t rate = cc_->pacing_rate();
 	if (rate_ceiling_ && rate > rate_ceiling_)
 		rate = rate_ceiling_;
-	uint64_t burst = Pacer::burst_for(rate, cfg_.mss + cfg_.packet_overhead, cfg_.pacing_quantum_ns);
-	if (rate != pacer_.rate())
+	uint64_t burst = Pacer::burst_for(rate, cfg_.mss + cfg_.packet_overhead,
+					  rate_ceiling_ ? cfg_.ceiling_quantum_ns : cfg_.pacing_quantum_ns);
+	if (rate != pacer_.rate() || burst != pacing_burst_) {
 		pacer_.set_rate(rate, burst, now_ns);
+		pacing_burst_ = burst;
+	}
 }
 
 } // namespace dwcp::amst

@@ -46,7 +46,15 @@ struct StreamSenderConfig {
 	uint32_t min_cwnd_packets = 16;
 	uint64_t initial_rtt_ns = 100'000'000;
 	uint64_t peer_max_ack_delay_ns = 2'000'000;
-	uint64_t pacing_quantum_ns = 4'000'000; // burst size in link time: missed slots made up (see Pacer)
+	// Burst size in link time (see Pacer): 8 ms when the stream has a share of a
+	// declared link ceiling (its pace, whatever the controller asks, stays within a
+	// rate the path is declared to take), so a worker that lost its core makes up
+	// the slots it missed; 1 ms without one, where BBR's startup and probes run
+	// above the bottleneck's rate and a larger burst only overflows its queue.
+	// Only at the ceiling would not do: slots lost to a stall lower the delivery
+	// samples, the controller's pace drops under the ceiling, and more are lost.
+	uint64_t pacing_quantum_ns = 1'000'000;
+	uint64_t ceiling_quantum_ns = 8'000'000;
 	uint64_t max_pto_ns = 1'000'000'000;    // cap on the backed-off probe timeout
 };
 
@@ -173,6 +181,7 @@ private:
 	std::unique_ptr<CongestionController> cc_;
 	Pacer pacer_;
 	uint64_t rate_ceiling_ = 0;
+	uint64_t pacing_burst_ = 0; // the pacer's burst in bytes, as last set
 
 	uint64_t loss_time_ns_ = 0;  // earliest time-threshold loss, 0 = none pending
 	uint64_t pto_at_ns_ = 0;     // 0 = not armed
