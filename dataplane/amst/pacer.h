@@ -35,11 +35,13 @@ public:
 	{
 		refill(now_ns);
 		rate_ = std::max<uint64_t>(rate_bytes_per_s, 1);
+		burst_ = burst_bytes;
 		burst_ns_ = int64_t(std::min<unsigned __int128>((unsigned __int128)burst_bytes * kNs / rate_, INT64_MAX / 2));
 		credit_ns_ = std::min(credit_ns_, burst_ns_);
 	}
 
 	uint64_t rate() const { return rate_; }
+	uint64_t burst() const { return burst_; } // bytes, as last set
 
 	// Whether a packet may leave now.  A packet may take the bucket below zero by at
 	// most its own cost, so the rate is exact on average whatever the packet sizes.
@@ -72,6 +74,7 @@ private:
 	}
 
 	uint64_t rate_ = 1;
+	uint64_t burst_ = 0;
 	int64_t burst_ns_ = 0;
 	int64_t credit_ns_ = 0;
 	uint64_t last_ns_ = 0;

@@ -343,10 +343,8 @@ void StreamSender::update_pacing(uint64_t now_ns)
 		rate = rate_ceiling_;
 	uint64_t burst = Pacer::burst_for(rate, cfg_.mss + cfg_.packet_overhead,
 					  rate_ceiling_ ? cfg_.ceiling_quantum_ns : cfg_.pacing_quantum_ns);
-	if (rate != pacer_.rate() || burst != pacing_burst_) {
+	if (rate != pacer_.rate() || burst != pacer_.burst())
 		pacer_.set_rate(rate, burst, now_ns);
-		pacing_burst_ = burst;
-	}
 }
 
 } // namespace dwcp::amst

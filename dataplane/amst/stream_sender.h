@@ -181,7 +181,6 @@ private:
 	std::unique_ptr<CongestionController> cc_;
 	Pacer pacer_;
 	uint64_t rate_ceiling_ = 0;
-	uint64_t pacing_burst_ = 0; // the pacer's burst in bytes, as last set
 
 	uint64_t loss_time_ns_ = 0;  // earliest time-threshold loss, 0 = none pending
 	uint64_t pto_at_ns_ = 0;     // 0 = not armed
