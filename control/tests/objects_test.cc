@@ -17,16 +17,28 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-fs::path random_file(size_t n, std::vector<uint8_t> *bytes)
-{
-	fs::path p = fs::temp_directory_path() / ("dwcp-objects-test-" + std::to_string(getpid()));
-	bytes->resize(n);
-	std::mt19937_64 rng(7);
-	for (auto &b : *bytes)
-		b = uint8_t(rng());
-	std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char *>(bytes->data()), std::streamsize(n));
-	return p;
-}
+// A file of seeded random bytes in the temporary directory, removed at the end
+// of the test whatever its outcome.
+class SourceFileTest : public ::testing::Test {
+protected:
+	void make(size_t n)
+	{
+		path_ = fs::temp_directory_path() / ("dwcp-objects-test-" + std::to_string(getpid()));
+		bytes_.resize(n);
+		std::mt19937_64 rng(7);
+		for (auto &b : bytes_)
+			b = uint8_t(rng());
+		std::ofstream(path_, std::ios::binary)
+			.write(reinterpret_cast<const char *>(bytes_.data()), std::streamsize(n));
+	}
+	void TearDown() override
+	{
+		if (!path_.empty())
+			fs::remove(path_);
+	}
+	fs::path path_;
+	std::vector<uint8_t> bytes_;
+};
 
 Sha256 digest_of(const std::vector<uint8_t> &bytes)
 {
@@ -45,13 +57,11 @@ bool wait_done(const SourceFile &f, std::chrono::milliseconds limit)
 	return f.hash_done();
 }
 
-TEST(SourceFile, HashWaitsForClaimsAndMatchesTheFile)
+TEST_F(SourceFileTest, HashWaitsForClaimsAndMatchesTheFile)
 {
-	std::vector<uint8_t> bytes;
-	const size_t size = 24u << 20; // six of the hash's 4 MiB steps
-	fs::path p = random_file(size, &bytes);
+	make(24u << 20); // six of the hash's 4 MiB steps
 	SourceFile f;
-	ASSERT_EQ(f.open(p.string(), 1u << 20), "");
+	ASSERT_EQ(f.open(path_.string(), 1u << 20), "");
 	f.set_chunk_size(256u << 10);
 	// Nothing claimed: the hash stops after its first step, within the lead.
 	EXPECT_FALSE(wait_done(f, 300ms));
@@ -64,33 +74,27 @@ TEST(SourceFile, HashWaitsForClaimsAndMatchesTheFile)
 		ASSERT_EQ(f.chunk_payload(c).data(), f.bytes().data() + uint64_t(c) * (256u << 10));
 	ASSERT_TRUE(wait_done(f, 10s));
 	EXPECT_EQ(f.hash_error(), "");
-	EXPECT_EQ(f.digest(), digest_of(bytes));
-	fs::remove(p);
+	EXPECT_EQ(f.digest(), digest_of(bytes_));
 }
 
-TEST(SourceFile, ClaimsOutOfOrderCountTheFurthest)
+TEST_F(SourceFileTest, ClaimsOutOfOrderCountTheFurthest)
 {
-	std::vector<uint8_t> bytes;
-	fs::path p = random_file(12u << 20, &bytes);
+	make(12u << 20);
 	SourceFile f;
-	ASSERT_EQ(f.open(p.string(), 1u << 20), "");
+	ASSERT_EQ(f.open(path_.string(), 1u << 20), "");
 	f.note_claimed(12u << 20); // the last chunk, claimed first by another worker
 	f.note_claimed(1u << 20);  // an earlier one after it does not move the mark back
 	ASSERT_TRUE(wait_done(f, 10s));
-	EXPECT_EQ(f.digest(), digest_of(bytes));
-	fs::remove(p);
+	EXPECT_EQ(f.digest(), digest_of(bytes_));
 }
 
-TEST(SourceFile, StoppingAHeldHashEndsIt)
+TEST_F(SourceFileTest, StoppingAHeldHashEndsIt)
 {
-	std::vector<uint8_t> bytes;
-	fs::path p = random_file(16u << 20, &bytes);
-	{
-		SourceFile f;
-		ASSERT_EQ(f.open(p.string(), 1u << 20), "");
-		EXPECT_FALSE(wait_done(f, 100ms));
-	} // the destructor stops the waiting hasher and joins it
-	fs::remove(p);
+	make(16u << 20);
+	SourceFile f;
+	ASSERT_EQ(f.open(path_.string(), 1u << 20), "");
+	EXPECT_FALSE(wait_done(f, 100ms));
+	// Leaving the test destroys f, which must stop the waiting hasher and join it.
 }
 
 } // namespace
