@@ -28,8 +28,10 @@
 // SHA-256 is still the last word.
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -184,6 +186,8 @@ public:
 	const std::string &error() const { return error_; }
 	const Sha256 &digest() const { return digest_; }
 	uint64_t bytes_written() const { return written_.load(std::memory_order_relaxed); }
+	// fdatasync passes the flusher has completed while the object was arriving.
+	uint64_t flushes() const { return flushes_.load(std::memory_order_relaxed); }
 
 	// After done(): fsyncs, renames the temporary file to its name when the digest is
 	// `expected`, else removes it.  Returns "" or why not (digest mismatch, I/O).
@@ -193,9 +197,19 @@ public:
 	const std::string &final_path() const { return final_path_; }
 	const std::string &temp_path() const { return temp_path_; }
 
+	// The flusher makes what the writer wrote durable while the object is still
+	// arriving, one fdatasync whenever kFlushStep more bytes went to the disk, so
+	// the fdatasync of commit(), which the transfer waits for, has only the last
+	// few MiB left.  Left for that one sync, 4 GiB at 110 MB/s on this machine's
+	// virtual disk took 0.2-0.46 s to sync at the end; in 16 MiB steps each pass
+	// takes up to 22 ms and the last one about 10.
+	static constexpr uint64_t kFlushStep = 16u << 20;
+
 private:
 	void writer_thread();
 	void stop_writer();
+	void flusher_thread();
+	void stop_flusher();
 
 	std::string dir_, final_path_, temp_path_;
 	int fd_ = -1;
@@ -217,6 +231,13 @@ private:
 	std::atomic<int> state_{0}; // 0 running, 1 done, 2 failed
 	std::atomic<uint64_t> written_{0};
 	std::string error_;
+	std::thread flusher_;
+	std::mutex flush_mu_;
+	std::condition_variable flush_cv_;
+	uint64_t flush_want_ = 0;  // bytes written whose writeback the writer started (flush_mu_)
+	bool flush_stop_ = false;  // (flush_mu_)
+	std::string flush_error_;  // the flusher's, read after it is joined
+	std::atomic<uint64_t> flushes_{0};
 	Sha256 digest_{};
 	bool committed_ = false;
 };
