@@ -66,6 +66,7 @@ constexpr uint64_t kMinKeyUpdateGapNs = 1'000'000'000;
 // one session at a time, and a client that proved its address and then went
 // quiet must not hold it for the whole silence timeout.
 constexpr double kHandshakeLimitS = 10;
+constexpr uint64_t kHandshakeRto = 1'000'000'000; // a flight's first retransmission timeout
 // Chunks the receiver holds at once without --window-chunks, unless the hello's
 // RTT asks for more (Gateway::auto_window).
 constexpr uint32_t kDefaultWindowChunks = 512;
@@ -457,6 +458,14 @@ private:
 	// The receiver's window for a hello that carries its RTT, when --window-chunks
 	// is not given.
 	uint32_t auto_window(const Hello &h, const Begin &layout) const;
+	// This side's transport parameters, for the handshake (messages.h).
+	PortParams port_params() const
+	{
+		return {.rx_queues = uint16_t(workers_.size()),
+			.reta_size = port_.reta_size,
+			.rss = port_.rss_hf != 0,
+			.window_floor = o_.window_chunks ? o_.window_chunks : kDefaultWindowChunks};
+	}
 
 	// helpers
 	void post_all(const Worker::Command &fn);
@@ -474,6 +483,7 @@ private:
 		uint64_t opened = 0, sealed = 0, no_key = 0, unprotected = 0, auth_failed = 0, replay = 0, replay_old = 0;
 		uint64_t bad_initial = 0, bad_token = 0, initial_limited = 0, busy = 0, retry_sent = 0, seal_failed = 0;
 		uint64_t tx_key_gen = 0, rx_key_gen = 0;
+		uint64_t held = 0, held_over = 0; // DATA before the receiver was ready: held, dropped
 	};
 	Totals totals() const;
 	// True once the peer has sent nothing for --timeout-s (rx_packets unchanged).
@@ -534,6 +544,7 @@ private:
 	Sha256 sha_{};
 	bool sha_known_ = false;
 	uint64_t start_ns_ = 0, first_packet_ns_ = 0, done_ns_ = 0, hello_rtt_ns_ = 0;
+	bool early_data_ = false; // sender: data followed the hello, before the accept
 	uint16_t streams_ = 0, streams_initial_ = 0;
 	std::string streams_reason_;
 	std::unique_ptr<StreamTuner> tuner_;
@@ -659,6 +670,9 @@ std::string Gateway::setup()
 	d.nb_rxd = std::min<uint16_t>(d.nb_rxd, pc.nb_rxd);
 	d.nb_txd = std::min<uint16_t>(d.nb_txd, pc.nb_txd);
 	d.mtu = o_.mtu;
+	// A receiver's workers hold the data that follows a hello until the receiver
+	// is ready for it (Worker::kHeldMax); a sender keeps none.
+	d.inflight_pkts = o_.listen ? Worker::kHeldMax : 0;
 	hugepages::PoolPlan plan;
 	if (std::string e = hugepages::plan_pools(d, &plan); !e.empty())
 		return e;
@@ -783,6 +797,8 @@ Gateway::Totals Gateway::totals() const
 		t.busy += s.rx_busy;
 		t.retry_sent += s.retry_sent;
 		t.seal_failed += s.tx_seal_failed;
+		t.held += s.rx_held;
+		t.held_over += s.rx_held_over;
 		t.tx_key_gen = std::max(t.tx_key_gen, s.tx_key_generation);
 		t.rx_key_gen = std::max(t.rx_key_gen, s.rx_key_generation);
 		t.srtt_ns = std::max(t.srtt_ns, s.srtt_ns);
@@ -1065,7 +1081,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 ", \"rx_bad_initial\": %" PRIu64 ", \"rx_bad_token\": %" PRIu64 ", \"rx_initial_limited\": %" PRIu64
 		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 ", \"tx_seal_failed\": %" PRIu64 ", \"delta\": %s, \"base_version\": %" PRIu64
 		 ", \"new_version\": %" PRIu64 ", \"payload_bytes\": %" PRIu64 ", \"delta_ratio\": %.3f, \"tier\": %s"
-		 ", \"baseline\": %s}\n",
+		 ", \"baseline\": %s, \"early_data\": %s, \"rx_held\": %" PRIu64 ", \"rx_held_over\": %" PRIu64 "}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
@@ -1076,7 +1092,8 @@ void Gateway::report(bool ok, const std::string &error)
 		 t.auth_failed, t.replay, t.replay_old, t.unprotected, t.no_key, t.bad_initial, t.bad_token, t.initial_limited,
 		 t.busy, t.retry_sent, t.seal_failed, delta_base_ ? "true" : "false", delta_base_, new_version_, payload,
 		 payload ? double(object_size_) / double(payload) : 0.0,
-		 encoded_ ? json_str(hde::tier_name(encoded_->tier())).c_str() : "null", json_str(baseline_note_).c_str());
+		 encoded_ ? json_str(hde::tier_name(encoded_->tier())).c_str() : "null", json_str(baseline_note_).c_str(),
+		 early_data_ ? "true" : "false", t.held, t.held_over);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -1330,7 +1347,8 @@ int Gateway::control_sender()
 	}
 	first_packet_ns_ = mono_ns();
 	if (o_.crypto) {
-		ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::client, session_id_, o_.mtu - 20u - 8u);
+		ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::client, session_id_, o_.mtu - 20u - 8u,
+						       kHandshakeRto, encode(port_params()));
 		if (std::string e = handshake(first_packet_ns_ + uint64_t(std::min(o_.timeout_s, kHandshakeLimitS) * 1e9));
 		    !e.empty())
 			return fail(e);
@@ -1352,6 +1370,105 @@ int Gateway::control_sender()
 	uint64_t hello_ns = mono_ns();
 	w0->post([s0, hb](Worker &) { s0->send_ctrl(uint16_t(MsgType::hello), *hb); });
 
+	// Data right behind the hello: a whole transfer (no baseline offered, so the
+	// accept cannot change the layout) to a receiver whose parameters came with
+	// its handshake.  The receiver holds what arrives before it is ready
+	// (Worker::release_held); the accept then only confirms, and widens the
+	// window from the floor every receiver grants to its own.
+	PortParams pp;
+	bool early = false;
+	if (ic_ && ic_->handshake().has_peer_params()) {
+		if (std::string e = decode(ic_->handshake().peer_params(), &pp); !e.empty())
+			return fail("peer sent malformed " + e);
+		early = !have_base_ && hello.rtt_us;
+	}
+	// The sending side of the transfer: chunk layout, scheduler, streams, first
+	// windows, steering to the receiver's queues, HDE when delta.  Returns "" or
+	// the error; *provider is what the streams send from.
+	Begin layout;
+	auto prepare_sending = [&](const Hello &measured, bool delta, uint32_t window, uint16_t rx_queues,
+				   uint16_t reta_size, bool rss, amst::ChunkProvider **provider) -> std::string {
+		layout = layout_for(measured, delta ? base_.version : 0);
+		chunk_size_ = layout.chunk_size;
+		nb_chunks_ = layout.nb_chunks;
+		window_ = window;
+		source_->set_chunk_size(chunk_size_);
+		sched_ = std::make_unique<amst::ChunkScheduler>(nb_chunks_, window_);
+		streams_initial_ = o_.streams ? o_.streams
+					      : std::min(initial_streams(double(o_.link_mbit ? o_.link_mbit : 10000),
+									 double(hello_rtt_ns_) / 1e6),
+							 max_streams);
+		streams_ = streams_initial_;
+		char why[160];
+		if (o_.streams)
+			snprintf(why, sizeof(why), "fixed by --streams");
+		else
+			snprintf(why, sizeof(why), "start: min(256, max(16, %" PRIu64 " Mbit/s / (%.0f ms * 0.1)))", o_.link_mbit,
+				 double(hello_rtt_ns_) / 1e6);
+		streams_reason_ = why;
+		if (!o_.streams) {
+			AutotuneConfig ac;
+			ac.max_streams = max_streams;
+			// Every worker on both sides keeps a stream or two of its own.
+			ac.min_streams = std::min<uint16_t>(max_streams, uint16_t(2 * std::max<size_t>(workers_.size(), rx_queues)));
+			tuner_ = std::make_unique<StreamTuner>(ac, streams_, streams_reason_);
+		}
+		ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;
+		// Now that the set-up exchanges measured the RTT, the first window is each
+		// stream's share of the real bandwidth-delay product at the pacing ceiling
+		// (not the 250 ms guess the sessions were made with): a 300 ms path is full
+		// from the first round trip instead of after two or three of startup.  The
+		// pacer never exceeds the ceiling, so the window cannot overrun the link.
+		if (ceiling_) {
+			double bdp_pkts = double(ceiling_) * double(hello_rtt_ns_) / 1e9 / pkt;
+			uint32_t first = uint32_t(std::clamp(bdp_pkts / std::max<uint16_t>(streams_, 1), 32.0, ring / 2.0));
+			uint64_t rtt = hello_rtt_ns_;
+			for (size_t i = 0; i < workers_.size(); i++) {
+				auto s = sessions_[i];
+				workers_[i]->post([s, first, rtt](Worker &w) { s->set_initial_windows(first, rtt, w.now_ns()); });
+			}
+		}
+		steer_ports(path_.get(), o_.ip, rx_queues, reta_size, rss);
+		*provider = source_.get();
+		if (delta) {
+			delta_base_ = base_.version;
+			tier_policy_.observe_rtt(hello_rtt_ns_ / 1000);
+			// Hashing a 4 GiB baseline takes seconds: the first chunks go against a
+			// cheap index (unchanged and in-place-edited blocks, the bulk of a pre-copy
+			// round), and the full one (moved and shifted data) takes over when built.
+			const hde::BaselineIndex *index = nullptr;
+			if (!index_ready_.load(std::memory_order_acquire)) {
+				hde::BaselineIndex::Options quick;
+				quick.moved_blocks = quick.shifted_data = false;
+				quick_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256),
+										    quick);
+				index = quick_index_.get();
+			} else {
+				index_thread_.join();
+				index = base_index_.get(); // read only once the builder is done with it
+				index_published_ = true;
+			}
+			encoded_ = std::make_unique<EncodedSource>();
+			if (std::string e = encoded_->start(source_.get(), chunk_size_, nb_chunks_, window_, index,
+							    tier_policy_.tier(), lcores_);
+			    !e.empty())
+				return e;
+			*provider = encoded_.get();
+			baseline_note_ = "delta against version " + std::to_string(base_.version);
+		}
+		return "";
+	};
+	amst::ChunkProvider *provider = nullptr;
+	if (early) {
+		hello_rtt_ns_ = std::max<uint64_t>(uint64_t(hello.rtt_us) * 1000, kMinSetupRttNs);
+		if (std::string e = prepare_sending(hello, false, pp.window_floor, pp.rx_queues, pp.reta_size, pp.rss,
+						    &provider);
+		    !e.empty())
+			return fail(e);
+		publish_streams(sched_.get(), provider);
+		early_data_ = true;
+	}
+
 	// 3. Accept or reject.
 	Accept acc;
 	std::vector<uint8_t> body;
@@ -1359,107 +1476,51 @@ int Gateway::control_sender()
 		return fail(e);
 	if (std::string e = decode(body, &acc); !e.empty())
 		return fail("peer sent a malformed " + e);
-	// The hello's round trip holds the receiver's set-up too (creating and
-	// reserving the file: over a second for 4 GiB on tmpfs).  The path's RTT is
-	// the least of it, the handshake's and the transport's sample of the hello's
-	// ACK.
-	uint64_t rtt = mono_ns() - hello_ns;
-	if (hello.rtt_us)
-		rtt = std::min<uint64_t>(rtt, uint64_t(hello.rtt_us) * 1000);
-	if (uint64_t ack_rtt = totals().min_rtt_ns)
-		rtt = std::min(rtt, ack_rtt);
-	hello_rtt_ns_ = std::max(rtt, kMinSetupRttNs);
-	if (acc.base_version && acc.base_version != hello.base_version)
-		return fail("peer accepted baseline version " + std::to_string(acc.base_version) + ", not the one offered (" +
-			    std::to_string(hello.base_version) + ")");
-	if (acc.ready && !hello.rtt_us)
-		return fail("peer is ready for data before the chunk layout was set");
+	if (early) {
+		if (!acc.ready || acc.base_version || acc.rx_queues != pp.rx_queues || acc.reta_size != pp.reta_size ||
+		    acc.rss != pp.rss || acc.window_chunks < pp.window_floor)
+			return fail("peer's accept contradicts the parameters of its handshake");
+		window_ = acc.window_chunks;
+		sched_->raise_window(acc.window_chunks);
+	} else {
+		// The hello's round trip holds the receiver's set-up too (creating and
+		// reserving the file: over a second for 4 GiB on tmpfs).  The path's RTT is
+		// the least of it, the handshake's and the transport's sample of the hello's
+		// ACK.
+		uint64_t rtt = mono_ns() - hello_ns;
+		if (hello.rtt_us)
+			rtt = std::min<uint64_t>(rtt, uint64_t(hello.rtt_us) * 1000);
+		if (uint64_t ack_rtt = totals().min_rtt_ns)
+			rtt = std::min(rtt, ack_rtt);
+		hello_rtt_ns_ = std::max(rtt, kMinSetupRttNs);
+		if (acc.base_version && acc.base_version != hello.base_version)
+			return fail("peer accepted baseline version " + std::to_string(acc.base_version) + ", not the one offered (" +
+				    std::to_string(hello.base_version) + ")");
+		if (acc.ready && !hello.rtt_us)
+			return fail("peer is ready for data before the chunk layout was set");
 
-	// 4. The chunk layout: chunk size from the RTT (the handshake's, in the hello,
-	// or else the hello's own), HDE deltas when the receiver holds the baseline
-	// offered.  A ready ACCEPT means the receiver derived the same layout.
-	bool delta = have_base_ && acc.base_version == base_.version;
-	if (have_base_ && !delta)
-		baseline_note_ = "peer does not hold '" + object_name_ + "' version " + std::to_string(base_.version) +
-				 ": whole transfer";
-	Hello measured = hello;
-	if (!acc.ready)
-		measured.rtt_us = uint32_t(std::min<uint64_t>(hello_rtt_ns_ / 1000, kMaxHelloRttUs));
-	const Begin layout = layout_for(measured, delta ? base_.version : 0);
-	chunk_size_ = layout.chunk_size;
-	nb_chunks_ = layout.nb_chunks;
-	window_ = acc.window_chunks;
-	source_->set_chunk_size(chunk_size_);
-	sched_ = std::make_unique<amst::ChunkScheduler>(nb_chunks_, window_);
-	streams_initial_ = o_.streams ? o_.streams
-				      : std::min(initial_streams(double(o_.link_mbit ? o_.link_mbit : 10000),
-								 double(hello_rtt_ns_) / 1e6),
-						 max_streams);
-	streams_ = streams_initial_;
-	char why[160];
-	if (o_.streams)
-		snprintf(why, sizeof(why), "fixed by --streams");
-	else
-		snprintf(why, sizeof(why), "start: min(256, max(16, %" PRIu64 " Mbit/s / (%.0f ms * 0.1)))", o_.link_mbit,
-			 double(hello_rtt_ns_) / 1e6);
-	streams_reason_ = why;
-	if (!o_.streams) {
-		AutotuneConfig ac;
-		ac.max_streams = max_streams;
-		// Every worker on both sides keeps a stream or two of its own.
-		ac.min_streams = std::min<uint16_t>(max_streams, uint16_t(2 * std::max<size_t>(workers_.size(), acc.rx_queues)));
-		tuner_ = std::make_unique<StreamTuner>(ac, streams_, streams_reason_);
-	}
-	ceiling_ = link_bps ? uint64_t(double(link_bps) / 8 * 0.95) : 0;
-	// Now that the set-up exchanges measured the RTT, the first window is each
-	// stream's share of the real bandwidth-delay product at the pacing ceiling
-	// (not the 250 ms guess the sessions were made with): a 300 ms path is full
-	// from the first round trip instead of after two or three of startup.  The
-	// pacer never exceeds the ceiling, so the window cannot overrun the link.
-	if (ceiling_) {
-		double bdp_pkts = double(ceiling_) * double(hello_rtt_ns_) / 1e9 / pkt;
-		uint32_t first = uint32_t(std::clamp(bdp_pkts / std::max<uint16_t>(streams_, 1), 32.0, ring / 2.0));
-		uint64_t rtt = hello_rtt_ns_;
-		for (size_t i = 0; i < workers_.size(); i++) {
-			auto s = sessions_[i];
-			workers_[i]->post([s, first, rtt](Worker &w) { s->set_initial_windows(first, rtt, w.now_ns()); });
-		}
-	}
-	steer_ports(path_.get(), o_.ip, acc.rx_queues, acc.reta_size, acc.rss);
-	amst::ChunkProvider *provider = source_.get();
-	if (delta) {
-		delta_base_ = base_.version;
-		tier_policy_.observe_rtt(hello_rtt_ns_ / 1000);
-		// Hashing a 4 GiB baseline takes seconds: the first chunks go against a
-		// cheap index (unchanged and in-place-edited blocks, the bulk of a pre-copy
-		// round), and the full one (moved and shifted data) takes over when built.
-		const hde::BaselineIndex *index = nullptr;
-		if (!index_ready_.load(std::memory_order_acquire)) {
-			hde::BaselineIndex::Options quick;
-			quick.moved_blocks = quick.shifted_data = false;
-			quick_index_ = std::make_unique<hde::BaselineIndex>(base_map_->bytes(), hde::baseline_tag(base_.sha256),
-									    quick);
-			index = quick_index_.get();
-		} else {
-			index_thread_.join();
-			index = base_index_.get(); // read only once the builder is done with it
-			index_published_ = true;
-		}
-		encoded_ = std::make_unique<EncodedSource>();
-		if (std::string e = encoded_->start(source_.get(), chunk_size_, nb_chunks_, window_, index,
-						    tier_policy_.tier(), lcores_);
+		// 4. The chunk layout: chunk size from the RTT (the handshake's, in the hello,
+		// or else the hello's own), HDE deltas when the receiver holds the baseline
+		// offered.  A ready ACCEPT means the receiver derived the same layout.
+		bool delta = have_base_ && acc.base_version == base_.version;
+		if (have_base_ && !delta)
+			baseline_note_ = "peer does not hold '" + object_name_ + "' version " + std::to_string(base_.version) +
+					 ": whole transfer";
+		Hello measured = hello;
+		if (!acc.ready)
+			measured.rtt_us = uint32_t(std::min<uint64_t>(hello_rtt_ns_ / 1000, kMaxHelloRttUs));
+		if (std::string e = prepare_sending(measured, delta, acc.window_chunks, acc.rx_queues, acc.reta_size,
+						    acc.rss, &provider);
 		    !e.empty())
 			return fail(e);
-		provider = encoded_.get();
-		baseline_note_ = "delta against version " + std::to_string(base_.version);
+		if (!acc.ready) {
+			auto bb = std::make_shared<std::vector<uint8_t>>(encode(layout));
+			w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
+			if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
+				return fail(e);
+		}
+		publish_streams(sched_.get(), provider);
 	}
-	if (!acc.ready) {
-		auto bb = std::make_shared<std::vector<uint8_t>>(encode(layout));
-		w0->post([s0, bb](Worker &) { s0->send_ctrl(uint16_t(MsgType::begin), *bb); });
-		if (std::string e = await_reply(MsgType::ready, "get ready", mono_ns(), &body); !e.empty())
-			return fail(e);
-	}
-	publish_streams(sched_.get(), provider);
 
 	// 5. Run: tune, report progress, send the digest when the hash is done, wait for
 	// the receiver's verdict.
@@ -1604,7 +1665,8 @@ int Gateway::control_receiver()
 		sessions_ = make_sessions(session_id_, false, wire::kMaxStreams, 64);
 		auto pkt = std::make_shared<std::vector<uint8_t>>(std::move(ev->body));
 		if (o_.crypto) {
-			ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::server, session_id_, o_.mtu - 20u - 8u);
+			ic_ = std::make_unique<InitialChannel>(*tls_, Handshake::Role::server, session_id_, o_.mtu - 20u - 8u,
+							       kHandshakeRto, encode(port_params()));
 			ic_->on_packet(*pkt, mono_ns());
 		}
 		for (size_t i = 0; i < workers_.size(); i++) {
@@ -1665,8 +1727,10 @@ int Gateway::control_receiver()
 					return reject(RejectCode::io_error, e2);
 				auto *as = assembler_.get();
 				post_all([as](Worker &w) {
-					if (w.session())
+					if (w.session()) {
 						w.session()->attach_receiver(as);
+						w.release_held(w.now_ns()); // the data that followed the hello
+					}
 				});
 				if (!sync_workers(5)) {
 					err_ = "a worker did not answer within 5 s";

@@ -216,6 +216,37 @@ struct HandshakeCallbacks {
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 
+	// The transport-parameter extension (kTransportParamsExt): added to the
+	// ClientHello, and to the EncryptedExtensions when the client's carried it,
+	// whenever this side has parameters.
+	static int params_add(SSL *ssl, unsigned, unsigned, const unsigned char **out, size_t *outlen, X509 *, size_t,
+			      int *, void *)
+	{
+		Handshake *h = of(ssl);
+		if (!h || h->local_params_.empty())
+			return 0;
+		*out = h->local_params_.data();
+		*outlen = h->local_params_.size();
+		return 1;
+	}
+	static int params_parse(SSL *ssl, unsigned, unsigned, const unsigned char *in, size_t inlen, X509 *, size_t,
+				int *al, void *)
+	{
+		Handshake *h = of(ssl);
+		if (!h)
+			return 1;
+		if (inlen > kMaxTransportParams) {
+			if (h->local_error_.empty())
+				h->local_error_ = "peer sent " + std::to_string(inlen) +
+						  " bytes of transport parameters, at most " + std::to_string(kMaxTransportParams);
+			*al = SSL_AD_DECODE_ERROR;
+			return 0;
+		}
+		h->peer_params_.assign(in, in + inlen);
+		h->has_peer_params_ = true;
+		return 1;
+	}
+
 	static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
 			       unsigned int inlen, void *)
 	{
@@ -284,6 +315,10 @@ std::unique_ptr<TlsContext> TlsContext::make(const TlsConfig &cfg, bool server, 
 	SSL_CTX_set_mode(c, SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_client_hello_cb(c, HandshakeCallbacks::client_hello, nullptr);
 	SSL_CTX_set_alpn_select_cb(c, HandshakeCallbacks::alpn_select, nullptr);
+	if (SSL_CTX_add_custom_ext(c, kTransportParamsExt, SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ENCRYPTED_EXTENSIONS,
+				   HandshakeCallbacks::params_add, nullptr, nullptr, HandshakeCallbacks::params_parse,
+				   nullptr) != 1)
+		return failed("cannot register the transport-parameter extension: " + reason_text(ERR_get_error()));
 
 	std::string pem, why;
 	if (!cfg.ca_file.empty()) {
@@ -340,10 +375,15 @@ std::unique_ptr<TlsContext> TlsContext::make(const TlsConfig &cfg, bool server, 
 	return std::unique_ptr<TlsContext>(new TlsContext(ctx.release(), cfg.peer_name));
 }
 
-Handshake::Handshake(TlsContext &ctx, Role role, uint64_t initial_timeout_ns)
+Handshake::Handshake(TlsContext &ctx, Role role, uint64_t initial_timeout_ns, std::vector<uint8_t> local_params)
 	: role_(role), peer_name_(ctx.peer_name()), initial_timeout_ns_(std::max<uint64_t>(initial_timeout_ns, 1)),
-	  rto_ns_(initial_timeout_ns_)
+	  rto_ns_(initial_timeout_ns_), local_params_(std::move(local_params))
 {
+	if (local_params_.size() > kMaxTransportParams) {
+		fail("tls: " + std::to_string(local_params_.size()) + " bytes of transport parameters, at most " +
+		     std::to_string(kMaxTransportParams));
+		return;
+	}
 	ERR_clear_error();
 	ssl_ = SSL_new(ctx.ssl_ctx());
 	BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());

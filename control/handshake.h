@@ -90,12 +90,25 @@ constexpr size_t kHandshakeReorderBytes = 64 * 1024; // peer bytes held beyond a
 constexpr uint32_t kHandshakeMaxRetransmits = 8;
 constexpr uint64_t kHandshakeMaxTimeoutNs = 60'000'000'000;
 
+// DWCP's transport parameters ride the handshake in a TLS extension of their own,
+// as QUIC's do (RFC 9001 §8.2): the client's in its ClientHello, the server's in
+// its EncryptedExtensions (sent only to a client that sent its own).  The
+// handshake transcript authenticates both, and each side holds the other's when
+// the handshake completes, before any data.  The type is from TLS's private-use
+// range (RFC 8446 §11: first byte 255); what the bytes mean is the gateway's
+// (control/messages.h, PortParams).
+constexpr unsigned kTransportParamsExt = 0xffd7;
+constexpr size_t kMaxTransportParams = 256;
+
 class Handshake {
 public:
 	enum class Role { client, server };
 
 	// The handshake takes its own reference on the context's SSL_CTX.
-	Handshake(TlsContext &ctx, Role role, uint64_t initial_timeout_ns = 1'000'000'000);
+	// local_params: this side's transport parameters (at most
+	// kMaxTransportParams bytes); empty sends none.
+	Handshake(TlsContext &ctx, Role role, uint64_t initial_timeout_ns = 1'000'000'000,
+		  std::vector<uint8_t> local_params = {});
 	~Handshake();
 	Handshake(const Handshake &) = delete;
 	Handshake &operator=(const Handshake &) = delete;
@@ -123,6 +136,11 @@ public:
 	const Secret &tx_secret() const { return tx_secret_; }
 	const Secret &rx_secret() const { return rx_secret_; }
 	std::string peer_subject() const; // the verified peer certificate's subject, for logs
+	// The peer's transport parameters, once its hello carried them (a server's
+	// come only to a client that sent its own); check the handshake completed
+	// before trusting them.
+	bool has_peer_params() const { return has_peer_params_; }
+	const std::vector<uint8_t> &peer_params() const { return peer_params_; }
 
 	// Client: a protected packet from the server opened, so it holds the keys and
 	// has accepted this side's certificate; stop resending the last flight.
@@ -177,6 +195,9 @@ private:
 	int alert_received_ = -1;
 	Secret tx_secret_{};
 	Secret rx_secret_{};
+	std::vector<uint8_t> local_params_;
+	std::vector<uint8_t> peer_params_;
+	bool has_peer_params_ = false;
 };
 
 } // namespace dwcp::control

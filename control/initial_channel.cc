@@ -8,8 +8,8 @@
 namespace dwcp::control {
 
 InitialChannel::InitialChannel(TlsContext &ctx, Handshake::Role role, uint64_t session_id, size_t max_packet,
-			       uint64_t initial_timeout_ns)
-	: hs_(ctx, role, initial_timeout_ns), role_(role), session_id_(session_id), max_packet_(max_packet)
+			       uint64_t initial_timeout_ns, std::vector<uint8_t> local_params)
+	: hs_(ctx, role, initial_timeout_ns, std::move(local_params)), role_(role), session_id_(session_id), max_packet_(max_packet)
 {
 }
 

@@ -28,8 +28,9 @@ namespace dwcp::control {
 class InitialChannel {
 public:
 	// max_packet: DWCP bytes per UDP datagram (MTU - IPv4 - UDP).
+	// local_params: this side's transport parameters (Handshake).
 	InitialChannel(TlsContext &ctx, Handshake::Role role, uint64_t session_id, size_t max_packet,
-		       uint64_t initial_timeout_ns = 1'000'000'000);
+		       uint64_t initial_timeout_ns = 1'000'000'000, std::vector<uint8_t> local_params = {});
 
 	// Whole INITIAL packets to send now.
 	std::vector<std::vector<uint8_t>> poll(uint64_t now_ns);

@@ -156,6 +156,17 @@ std::vector<uint8_t> encode(const Accept &m)
 	return b;
 }
 
+std::vector<uint8_t> encode(const PortParams &m)
+{
+	std::vector<uint8_t> b;
+	Writer w(&b);
+	w.u16(m.rx_queues);
+	w.u16(m.reta_size);
+	w.u8(m.rss);
+	w.u32(m.window_floor);
+	return b;
+}
+
 std::vector<uint8_t> encode(const Reject &m)
 {
 	std::vector<uint8_t> b;
@@ -236,6 +247,23 @@ std::string decode(std::span<const uint8_t> b, Hello *m)
 					      std::to_string(m->base_version));
 	if (m->rtt_us > kMaxHelloRttUs)
 		r.fail("rtt_us", std::to_string(m->rtt_us) + " is more than " + std::to_string(kMaxHelloRttUs));
+	return r.finish();
+}
+
+std::string decode(std::span<const uint8_t> b, PortParams *m)
+{
+	Reader r(b, "transport parameters");
+	m->rx_queues = uint16_t(r.uint("rx_queues", 2));
+	m->reta_size = uint16_t(r.uint("reta_size", 2));
+	uint8_t rss = uint8_t(r.uint("rss", 1));
+	m->rss = rss == 1;
+	m->window_floor = uint32_t(r.uint("window_floor", 4));
+	std::string err = r.finish();
+	if (!err.empty())
+		return err;
+	if (m->window_floor < 1 || m->window_floor > 65536)
+		r.fail("window_floor", std::to_string(m->window_floor) + " is not in 1..65536");
+	check_queues(r, m->rx_queues, m->reta_size, rss);
 	return r.finish();
 }
 

@@ -103,6 +103,20 @@ struct Accept {
 	bool ready = false;
 };
 
+// A gateway's transport parameters, carried in its TLS handshake
+// (control/handshake.h, kTransportParamsExt) rather than on the control stream:
+// the sender knows the receiver's before the HELLO leaves, so a whole transfer's
+// data follows the HELLO at once, one round trip before the ACCEPT would have
+// come.  The ACCEPT must agree with them.
+struct PortParams {
+	uint16_t rx_queues = 1;     // workers, one RX queue each
+	uint16_t reta_size = 0;     // RSS redirection table entries (0: none)
+	bool rss = false;
+	// The smallest window the receiver grants any transfer: what may be sent
+	// before its ACCEPT names the real one.
+	uint32_t window_floor = 0;
+};
+
 enum class RejectCode : uint16_t {
 	bad_request = 1, // a message that does not parse or makes no sense
 	exists = 2,      // a file of that name is there already
@@ -141,6 +155,7 @@ struct Result {
 
 std::vector<uint8_t> encode(const Hello &m);
 std::vector<uint8_t> encode(const Accept &m);
+std::vector<uint8_t> encode(const PortParams &m);
 std::vector<uint8_t> encode(const Reject &m);
 std::vector<uint8_t> encode(const Begin &m);
 std::vector<uint8_t> encode(const Digest &m);
@@ -149,6 +164,7 @@ std::vector<uint8_t> encode(const Result &m);
 // Each returns "" or what is wrong ("hello: name contains '/'").
 [[nodiscard]] std::string decode(std::span<const uint8_t> b, Hello *m);
 [[nodiscard]] std::string decode(std::span<const uint8_t> b, Accept *m);
+[[nodiscard]] std::string decode(std::span<const uint8_t> b, PortParams *m);
 [[nodiscard]] std::string decode(std::span<const uint8_t> b, Reject *m);
 [[nodiscard]] std::string decode(std::span<const uint8_t> b, Begin *m);
 [[nodiscard]] std::string decode(std::span<const uint8_t> b, Digest *m);

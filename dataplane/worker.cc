@@ -86,6 +86,7 @@ std::string Worker::init(const WorkerConfig &cfg, rte_ring *events, std::vector<
 			limiter_ = std::make_unique<crypto::SourceLimiter>(cfg.handshakes_per_s, cfg.handshake_burst);
 			validated_limiter_ = std::make_unique<crypto::SourceLimiter>(cfg.handshakes_per_s, cfg.handshake_burst);
 		}
+		held_.reserve(kHeldMax);
 	}
 	arp_.init(cfg.iface, rte_get_tsc_hz());
 	return "";
@@ -134,6 +135,32 @@ void Worker::drop_keys()
 	handshake_over_ = false;
 	local_.keys = false;
 	drop_early();
+	drop_held();
+}
+
+void Worker::drop_held()
+{
+	for (Held &e : held_)
+		rte_pktmbuf_free(e.m);
+	local_.rx_held_over += held_.size();
+	held_.clear();
+}
+
+void Worker::release_held(uint64_t now)
+{
+	if (!session_ || !session_->receiving() || !rxp_) {
+		drop_held();
+		return;
+	}
+	SealedBurst b;
+	for (Held &e : held_) {
+		b.add(e.h, e.p, e.len, e.m);
+		if (b.n == kBurst)
+			open_burst(b, now);
+	}
+	if (b.n)
+		open_burst(b, now);
+	held_.clear(); // keeps its capacity: no allocation on the RX path
 }
 
 void Worker::drop_early()
@@ -514,6 +541,17 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 			}
 			wire::Header h;
 			if (sealed_for_us(v, &h)) {
+				if (h.type == wire::PacketType::data && !session_->config().sends_data && !session_->receiving()) {
+					// Opened later, when the receiver is ready (release_held).
+					if (held_.size() < kHeldMax) {
+						held_.push_back({m, h, v.payload, v.len});
+						local_.rx_held++;
+					} else {
+						local_.rx_held_over++;
+						rte_pktmbuf_free(m);
+					}
+					continue;
+				}
 				sealed.add(h, v.payload, v.len, m);
 				continue;
 			}

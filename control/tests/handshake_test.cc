@@ -226,6 +226,42 @@ TEST(Handshake, CompletesBothWaysWithAgreeingSecrets)
 	}
 }
 
+TEST(Handshake, CarriesTransportParametersBothWays)
+{
+	auto cctx = load_ok(config("a", "b.site"), false);
+	auto sctx = load_ok(config("b", "a.site"), true);
+	ASSERT_TRUE(cctx && sctx);
+	const std::vector<uint8_t> cp = {1, 2, 3}, sp = {9, 8, 7, 6, 5};
+	{
+		Handshake c(*cctx, Handshake::Role::client, kSec, cp), s(*sctx, Handshake::Role::server, kSec, sp);
+		exchange(c, s);
+		expect_keys_agree(c, s);
+		ASSERT_TRUE(c.has_peer_params() && s.has_peer_params());
+		EXPECT_EQ(c.peer_params(), sp);
+		EXPECT_EQ(s.peer_params(), cp);
+	}
+	{
+		// A client that sends none gets none: TLS answers only extensions offered.
+		Handshake c(*cctx, Handshake::Role::client), s(*sctx, Handshake::Role::server, kSec, sp);
+		exchange(c, s);
+		expect_keys_agree(c, s);
+		EXPECT_FALSE(c.has_peer_params());
+		EXPECT_FALSE(s.has_peer_params());
+	}
+	{
+		// A server that has none sends none; the client's still arrive.
+		Handshake c(*cctx, Handshake::Role::client, kSec, cp), s(*sctx, Handshake::Role::server);
+		exchange(c, s);
+		expect_keys_agree(c, s);
+		EXPECT_FALSE(c.has_peer_params());
+		EXPECT_EQ(s.peer_params(), cp);
+	}
+	// More than the limit is refused before anything is sent.
+	Handshake big(*cctx, Handshake::Role::client, kSec, std::vector<uint8_t>(kMaxTransportParams + 1, 0));
+	EXPECT_TRUE(big.failed());
+	EXPECT_NE(big.error().find("transport parameters"), std::string::npos) << big.error();
+}
+
 TEST(Handshake, ClientKeepsItsLastFlightUntilConfirmed)
 {
 	auto cctx = load_ok(config("a", "b.site"), false);

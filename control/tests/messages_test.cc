@@ -52,6 +52,18 @@ TEST(Messages, EveryMessageRoundTrips)
 	bad_ready.back() = 2;
 	EXPECT_EQ(decode(bad_ready, &a2), "accept: ready: not 0 or 1");
 
+	PortParams pp{.rx_queues = 4, .reta_size = 128, .rss = true, .window_floor = 512}, pp2;
+	ASSERT_EQ(decode(encode(pp), &pp2), "");
+	EXPECT_EQ(pp2.rx_queues, 4);
+	EXPECT_EQ(pp2.reta_size, 128);
+	EXPECT_TRUE(pp2.rss);
+	EXPECT_EQ(pp2.window_floor, 512u);
+	std::vector<uint8_t> pp_short = encode(pp);
+	pp_short.pop_back();
+	EXPECT_EQ(decode(pp_short, &pp2), "transport parameters: window_floor: truncated");
+	pp.window_floor = 0;
+	EXPECT_EQ(decode(encode(pp), &pp2), "transport parameters: window_floor: 0 is not in 1..65536");
+
 	Reject r{.code = RejectCode::no_space, .reason = "no space for 'x'"}, r2;
 	ASSERT_EQ(decode(encode(r), &r2), "");
 	EXPECT_EQ(r2.code, RejectCode::no_space);

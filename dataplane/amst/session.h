@@ -110,6 +110,7 @@ public:
 	// arrives before the assembler is dropped unacknowledged, so it is sent again.
 	void attach_sender(ChunkScheduler *sched, ChunkProvider *provider);
 	void attach_receiver(ChunkAssembler *assembler) { assembler_ = assembler; }
+	bool receiving() const { return assembler_ != nullptr; }
 
 	// --- receive ---
 	// One DWCP packet whose header decoded; body is what follows the header (tag
