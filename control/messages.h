@@ -15,10 +15,13 @@
 // The chunk layout (chunk size from the RTT, raw or HDE-encoded chunks) follows
 // from the HELLO and the baseline the ACCEPT names, by layout_for() on both sides;
 // the receiver has every worker holding the assembler before it answers, so data
-// may follow the ACCEPT at once (data sent earlier would be dropped, and a first
-// round of drops reads as heavy loss to BBR).  A HELLO without an RTT (security
-// off: no handshake came before it) gets an ACCEPT that is not ready, and one more
-// round trip sets the layout from the RTT the HELLO measured:
+// may follow the ACCEPT at once.  A whole transfer (no baseline offered) does not
+// wait for it: the receiver's queues and window floor came with its TLS handshake
+// (PortParams), so the data follows the HELLO, the receiver's workers hold what
+// arrives before the assembler (a first round of drops would read as heavy loss
+// to BBR), and the ACCEPT only confirms and widens the window.  A HELLO without
+// an RTT (security off: no handshake came before it) gets an ACCEPT that is not
+// ready, and one more round trip sets the layout from the RTT the HELLO measured:
 //   BEGIN  chunk size, chunk count,    ->
 //          raw or HDE-encoded chunks,
 //          baseline, the new version
