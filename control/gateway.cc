@@ -483,7 +483,8 @@ private:
 		uint64_t opened = 0, sealed = 0, no_key = 0, unprotected = 0, auth_failed = 0, replay = 0, replay_old = 0;
 		uint64_t bad_initial = 0, bad_token = 0, initial_limited = 0, busy = 0, retry_sent = 0, seal_failed = 0;
 		uint64_t tx_key_gen = 0, rx_key_gen = 0;
-		uint64_t held = 0, held_over = 0; // DATA before the receiver was ready: held, dropped
+		uint64_t held = 0, held_over = 0; // DATA before the receiver was ready: held, dropped for want of room
+		uint64_t held_dropped = 0;        // held, then freed undelivered (the session went or refused)
 	};
 	Totals totals() const;
 	// True once the peer has sent nothing for --timeout-s (rx_packets unchanged).
@@ -799,6 +800,7 @@ Gateway::Totals Gateway::totals() const
 		t.seal_failed += s.tx_seal_failed;
 		t.held += s.rx_held;
 		t.held_over += s.rx_held_over;
+		t.held_dropped += s.rx_held_dropped;
 		t.tx_key_gen = std::max(t.tx_key_gen, s.tx_key_generation);
 		t.rx_key_gen = std::max(t.rx_key_gen, s.rx_key_generation);
 		t.srtt_ns = std::max(t.srtt_ns, s.srtt_ns);
@@ -1081,7 +1083,8 @@ void Gateway::report(bool ok, const std::string &error)
 		 ", \"rx_bad_initial\": %" PRIu64 ", \"rx_bad_token\": %" PRIu64 ", \"rx_initial_limited\": %" PRIu64
 		 ", \"rx_busy\": %" PRIu64 ", \"retry_sent\": %" PRIu64 ", \"tx_seal_failed\": %" PRIu64 ", \"delta\": %s, \"base_version\": %" PRIu64
 		 ", \"new_version\": %" PRIu64 ", \"payload_bytes\": %" PRIu64 ", \"delta_ratio\": %.3f, \"tier\": %s"
-		 ", \"baseline\": %s, \"early_data\": %s, \"rx_held\": %" PRIu64 ", \"rx_held_over\": %" PRIu64 "}\n",
+		 ", \"baseline\": %s, \"early_data\": %s, \"rx_held\": %" PRIu64 ", \"rx_held_over\": %" PRIu64
+		 ", \"rx_held_dropped\": %" PRIu64 "}\n",
 		 sender ? "send" : "recv", ok ? "true" : "false", json_str(error).c_str(), json_str(file_path_).c_str(),
 		 object_size_, sha_known_ ? to_hex(sha_).c_str() : "", first_packet_ns_, done_ns_, secs, goodput, streams_,
 		 streams_initial_, json_str(streams_reason_).c_str(), amst::cc_algo_name(o_.cc), srtt / 1e6, minrtt / 1e6,
@@ -1093,7 +1096,7 @@ void Gateway::report(bool ok, const std::string &error)
 		 t.busy, t.retry_sent, t.seal_failed, delta_base_ ? "true" : "false", delta_base_, new_version_, payload,
 		 payload ? double(object_size_) / double(payload) : 0.0,
 		 encoded_ ? json_str(hde::tier_name(encoded_->tier())).c_str() : "null", json_str(baseline_note_).c_str(),
-		 early_data_ ? "true" : "false", t.held, t.held_over);
+		 early_data_ ? "true" : "false", t.held, t.held_over, t.held_dropped);
 	std::string tmp = o_.report_json + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f || fputs(buf, f) < 0 || fclose(f) != 0 || rename(tmp.c_str(), o_.report_json.c_str()) != 0)
@@ -1378,9 +1381,13 @@ int Gateway::control_sender()
 	PortParams pp;
 	bool early = false;
 	if (ic_ && ic_->handshake().has_peer_params()) {
+		// Parameters this side cannot read (a newer peer's) only cost the round
+		// trip: the accept says the same, and data waits for it.
 		if (std::string e = decode(ic_->handshake().peer_params(), &pp); !e.empty())
-			return fail("peer sent malformed " + e);
-		early = !have_base_ && hello.rtt_us;
+			fprintf(stderr, "dwcp-gateway: cannot read the peer's transport parameters (%s): data waits for its accept\n",
+				e.c_str());
+		else
+			early = !have_base_ && hello.rtt_us;
 	}
 	// The sending side of the transfer: chunk layout, scheduler, streams, first
 	// windows, steering to the receiver's queues, HDE when delta.  Returns "" or

@@ -46,6 +46,10 @@ std::string ring_name(const char *what, uint16_t index)
 
 Worker::~Worker()
 {
+	// Every worker is going: no share of another's pool to give back.
+	for (Held &e : held_)
+		rte_pktmbuf_free(e.m);
+	held_.clear();
 	drop_keys(); // and the sealed packets kept for them
 	// Closures and mbufs still queued are freed with their rings.
 	if (cmds_) {
@@ -138,28 +142,58 @@ void Worker::drop_keys()
 	drop_held();
 }
 
+bool Worker::holds(const wire::Header &h) const
+{
+	return h.type == wire::PacketType::data && session_ && !session_->config().sends_data && !session_->receiving();
+}
+
+// Keeps an opened DATA packet until release_held.  False when there is no room:
+// this worker's share, or that of the pool the mbuf came from, is used up.
+bool Worker::hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_mbuf *m)
+{
+	uint16_t owner = cfg_.index;
+	if (m->pool != cfg_.pool) {
+		owner = UINT16_MAX;
+		for (size_t k = 0; peers_ && k < peers_->size(); k++)
+			if ((*peers_)[k]->cfg_.pool == m->pool)
+				owner = uint16_t(k);
+	}
+	if (owner == UINT16_MAX || held_.size() >= kHeldMax)
+		return false;
+	std::atomic<uint32_t> &out = owner == cfg_.index ? held_out_ : (*peers_)[owner]->held_out_;
+	if (out.fetch_add(1, std::memory_order_relaxed) >= kHeldMax) {
+		out.fetch_sub(1, std::memory_order_relaxed);
+		return false;
+	}
+	held_.push_back({m, h, body, len, owner});
+	return true;
+}
+
+void Worker::unhold(const Held &e)
+{
+	std::atomic<uint32_t> &out = e.pool_owner == cfg_.index ? held_out_ : (*peers_)[e.pool_owner]->held_out_;
+	out.fetch_sub(1, std::memory_order_relaxed);
+	rte_pktmbuf_free(e.m);
+}
+
 void Worker::drop_held()
 {
 	for (Held &e : held_)
-		rte_pktmbuf_free(e.m);
-	local_.rx_held_over += held_.size();
+		unhold(e);
+	local_.rx_held_dropped += held_.size();
 	held_.clear();
 }
 
 void Worker::release_held(uint64_t now)
 {
-	if (!session_ || !session_->receiving() || !rxp_) {
+	if (!session_ || !session_->receiving()) {
 		drop_held();
 		return;
 	}
-	SealedBurst b;
 	for (Held &e : held_) {
-		b.add(e.h, e.p, e.len, e.m);
-		if (b.n == kBurst)
-			open_burst(b, now);
+		deliver(e.h, e.body, e.len, now);
+		unhold(e);
 	}
-	if (b.n)
-		open_burst(b, now);
 	held_.clear(); // keeps its capacity: no allocation on the RX path
 }
 
@@ -495,8 +529,17 @@ void Worker::open_burst(SealedBurst &b, uint64_t now)
 		switch (verdict[i]) {
 		case crypto::RxProtection::Verdict::ok:
 			local_.rx_opened++;
-			if (session_)
+			if (holds(b.hdr[i])) {
+				// Delivered by release_held, when the receiver is ready.
+				if (hold(b.hdr[i], b.ops[i].data, b.ops[i].len, b.m[i])) {
+					local_.rx_held++;
+					b.m[i] = nullptr; // not freed below
+				} else {
+					local_.rx_held_over++;
+				}
+			} else if (session_) {
 				deliver(b.hdr[i], b.ops[i].data, b.ops[i].len, now);
+			}
 			break;
 		case crypto::RxProtection::Verdict::no_key: local_.rx_no_key++; break;
 		case crypto::RxProtection::Verdict::duplicate: local_.rx_replay++; break;
@@ -504,7 +547,7 @@ void Worker::open_burst(SealedBurst &b, uint64_t now)
 		case crypto::RxProtection::Verdict::auth_failed: local_.rx_auth_failed++; break;
 		}
 	}
-	rte_pktmbuf_free_bulk(b.m, b.n);
+	rte_pktmbuf_free_bulk(b.m, b.n); // held ones are NULL
 	b.n = 0;
 }
 
@@ -541,17 +584,6 @@ void Worker::handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_of
 			}
 			wire::Header h;
 			if (sealed_for_us(v, &h)) {
-				if (h.type == wire::PacketType::data && !session_->config().sends_data && !session_->receiving()) {
-					// Opened later, when the receiver is ready (release_held).
-					if (held_.size() < kHeldMax) {
-						held_.push_back({m, h, v.payload, v.len});
-						local_.rx_held++;
-					} else {
-						local_.rx_held_over++;
-						rte_pktmbuf_free(m);
-					}
-					continue;
-				}
 				sealed.add(h, v.payload, v.len, m);
 				continue;
 			}

@@ -100,6 +100,7 @@ struct WorkerSnapshot {
 	uint64_t rx_auth_failed = 0;    // rx.auth_failed: forged, corrupted or truncated
 	uint64_t rx_held = 0;           // sealed DATA held until the receiver was ready for it
 	uint64_t rx_held_over = 0;      // rx.held_over: DATA before the receiver was ready, beyond kHeldMax
+	uint64_t rx_held_dropped = 0;   // held DATA freed undelivered: the session went or refused it
 	uint64_t rx_replay = 0;         // rx.replay: a packet number opened before
 	uint64_t rx_replay_old = 0;     // rx.replay_old: below the replay window
 	uint64_t rx_bad_initial = 0;    // rx.bad_initial: an INITIAL that cannot open a session
@@ -190,14 +191,18 @@ public:
 	// The handshake is over for this side: INITIAL packets are dropped from now on.
 	void end_handshake() { handshake_over_ = true; }
 	// A receiving session's assembler is attached: the DATA held until then is
-	// opened and delivered, in arrival order.
+	// delivered, in arrival order.
 	void release_held(uint64_t now);
-	// Sealed DATA a receiving session's worker holds while it has no assembler yet: the
+	// DATA a receiving session's worker holds while it has no assembler yet: the
 	// sender starts data right behind its HELLO (the handshake told it the
 	// receiver's parameters), and the receiver's set-up (file, buffers) takes
 	// some ms of that.  Dropped, those packets would be a first round of heavy
-	// loss.  Beyond kHeldMax (1.6 ms at 10 Gbit/s, 25 ms at 1) they are dropped
-	// and sent again; the packet pools hold kHeldMax more mbufs for them.
+	// loss.  They are opened on arrival, so forgeries and replays never take a
+	// slot and a key update meanwhile does not matter; what is held is plaintext.
+	// Beyond kHeldMax (1.6 ms at 10 Gbit/s, 25 ms at 1) they are dropped and sent
+	// again.  Each worker's pool holds kHeldMax more mbufs for them, and at most
+	// kHeldMax of one pool's mbufs are held at once over all workers (a packet
+	// handed off from another queue is held from its own pool's share).
 	static constexpr unsigned kHeldMax = 2048;
 
 	const WorkerConfig &config() const { return cfg_; }
@@ -206,6 +211,7 @@ public:
 	uint64_t now_ns() const;
 
 private:
+	friend struct WorkerTestAccess; // dataplane/tests/worker_eal_test.cc
 	void handle_rx(rte_mbuf **pkts, uint16_t n, uint64_t now, bool handed_off);
 	// Returns true when it kept m (a sealed packet that came before the keys).
 	bool handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rte_mbuf *m, uint64_t now);
@@ -276,10 +282,15 @@ private:
 	struct Held {
 		rte_mbuf *m;
 		wire::Header h;
-		uint8_t *p;
-		uint16_t len;
+		const uint8_t *body; // opened, in m
+		uint32_t len;
+		uint16_t pool_owner; // the worker whose pool m is from
 	};
 	std::vector<Held> held_;
+	std::atomic<uint32_t> held_out_{0}; // mbufs of this worker's pool some worker holds
+	bool holds(const wire::Header &h) const;
+	bool hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_mbuf *m);
+	void unhold(const Held &e);
 	void drop_held();
 	std::unique_ptr<crypto::RetryTokens> tokens_;
 	std::unique_ptr<crypto::SourceLimiter> limiter_;           // RETRYs per source address

@@ -228,6 +228,8 @@ odd=$(($(attack unpadded_initial) + $(attack foreign_handshake)))
 [[ $(field "$work/send.json" early_data) == True ]] || fail "the sender waited for the accept before its data"
 say "data before the receiver was ready: $(field "$work/recv.json" rx_held) packets held," \
 	"$(field "$work/recv.json" rx_held_over) beyond the limit"
+# What was held is delivered once the receiver is ready, never thrown away.
+[[ $(field "$work/recv.json" rx_held_dropped) == 0 ]] || fail "held data was dropped, not delivered"
 say "transfer ok: $(field "$work/recv.json" bytes) bytes in $(field "$work/recv.json" seconds) s," \
 	"$(field "$work/recv.json" goodput_mbit) Mbit/s, streams $(field "$work/send.json" streams), sha256 match"
 
@@ -262,7 +264,11 @@ got_sha=$(sha256sum "$work/recv_mw/$(basename "$big")" | cut -d' ' -f1)
 [[ $got_sha == "$big_sha" ]] || fail "two workers: received file has sha256 $got_sha, source has $big_sha"
 (($(field "$work/send_mw.json" key_updates_sent) >= 1)) || fail "two workers: the sender never updated its keys"
 (($(field "$work/recv_mw.json" key_updates_seen) >= 1)) || fail "two workers: the receiver never saw a key update"
+# Data held before the receiver was ready, some of it handed between the workers,
+# is all delivered.
+[[ $(field "$work/recv_mw.json" rx_held_dropped) == 0 ]] || fail "two workers: held data was dropped, not delivered"
 say "two workers a side: ok, $(field "$work/recv_mw.json" goodput_mbit) Mbit/s, sha256 match," \
+	"held $(field "$work/recv_mw.json" rx_held) packets before the receiver was ready," \
 	"key updates sent $(field "$work/send_mw.json" key_updates_sent), seen $(field "$work/recv_mw.json" key_updates_seen)"
 
 # ---- case 1d: deltas against a baseline both sites hold ----
