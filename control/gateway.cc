@@ -1835,12 +1835,14 @@ int Gateway::control_receiver()
 						break;
 					}
 				}
-				if (have_begin && sink_->done() && sha_known_ && !ok_ && !done_ns_) {
+				// A failed write or sync ends the transfer at once, digest or not.
+				if (have_begin && (sink_->failed() || (sink_->done() && sha_known_)) && !ok_ && !done_ns_) {
 					if (sink_->failed()) {
 						send(MsgType::result, encode(Result{.ok = false, .bytes = 0, .detail = sink_->error()}));
 						err_ = sink_->error();
 						sink_->abort();
 						done_ns_ = mono_ns();
+						wait_ctrl_flushed(3);
 						return 1;
 					}
 					std::string err = sink_->commit(sha_);

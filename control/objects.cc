@@ -261,8 +261,7 @@ void SinkFile::flusher_thread()
 		int err = errno;
 		lk.lock();
 		if (rc != 0) {
-			// commit() reports it; the writer goes on (its own writes fail too
-			// when the disk is gone).
+			// The writer fails with it at its next step; commit() reports it too.
 			flush_error_ = "fsync '" + temp_path_ + "': " + errno_text(err);
 			return;
 		}
@@ -439,10 +438,16 @@ void SinkFile::writer_thread()
 			if (upto >= synced + (8u << 20) || hashed == nb_chunks_) {
 				sync_file_range(fd_, off_t(synced), off_t(upto - synced), SYNC_FILE_RANGE_WRITE);
 				synced = upto;
+				std::string flush_error;
 				{
 					std::lock_guard<std::mutex> g(flush_mu_);
 					flush_want_ = upto;
+					flush_error = flush_error_;
 				}
+				// The disk refused a sync: stop here rather than receive the rest
+				// of the object for nothing.
+				if (!flush_error.empty())
+					return fail(flush_error);
 				flush_cv_.notify_one();
 			}
 		}

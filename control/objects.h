@@ -236,7 +236,7 @@ private:
 	std::condition_variable flush_cv_;
 	uint64_t flush_want_ = 0;  // bytes written whose writeback the writer started (flush_mu_)
 	bool flush_stop_ = false;  // (flush_mu_)
-	std::string flush_error_;  // the flusher's, read after it is joined
+	std::string flush_error_;  // the flusher's (flush_mu_; without it once the flusher is joined)
 	std::atomic<uint64_t> flushes_{0};
 	Sha256 digest_{};
 	bool committed_ = false;
