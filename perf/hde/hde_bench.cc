@@ -569,8 +569,8 @@ int main(int argc, char **argv)
 				if (i + 4 < dirty_pages.size()) {
 					size_t ahead = size_t(dirty_pages[i + 4]) * kBlockSize;
 					for (size_t l = 0; l < kBlockSize; l += 64) {
-						_mm_prefetch(reinterpret_cast<const char *>(cur.data() + ahead + l), _MM_HINT_T0);
-						_mm_prefetch(reinterpret_cast<const char *>(base.data() + ahead + l), _MM_HINT_T0);
+						__builtin_prefetch(cur.data() + ahead + l, 0, 3);
+						__builtin_prefetch(base.data() + ahead + l, 0, 3);
 					}
 				}
 				size_t off = size_t(dirty_pages[i]) * kBlockSize;
