@@ -126,6 +126,8 @@ Session::Rx Session::on_packet(const wire::Header &h, const uint8_t *body, size_
 		return Rx::dropped;
 	}
 	st.rx.on_packet(h.pn, now_ns, eliciting);
+	if (eliciting)
+		ack_owed_[h.stream_id / 64] |= 1ull << (h.stream_id % 64);
 	return closed_ ? Rx::closed : Rx::ok;
 }
 
@@ -546,11 +548,20 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 	cap -= cfg_.tag_len;
 	size_t len;
 	// 1. Acknowledgements owed: they drive the peer's clock, so they go first.
-	for (uint16_t s = 0; s <= span_; s++) {
-		if (owns(s) && s != 0 && ack_due(streams_[s], now_ns)) {
-			*stream_id = s;
-			ctr_.tx_packets++;
-			return build_ack(s, now_ns, out, cap);
+	// Stream 0's go with the control channel, below.
+	for (unsigned w = 0; w < kAckWords; w++) {
+		for (uint64_t bits = ack_owed_[w] & (w ? ~0ull : ~1ull); bits; bits &= bits - 1) {
+			unsigned b = unsigned(__builtin_ctzll(bits));
+			uint16_t s = uint16_t(w * 64 + b);
+			if (!streams_[s].rx.ack_pending()) {
+				ack_owed_[w] &= ~(1ull << b); // sent, with another stream's
+				continue;
+			}
+			if (ack_due(streams_[s], now_ns)) {
+				*stream_id = s;
+				ctr_.tx_packets++;
+				return build_ack(s, now_ns, out, cap);
+			}
 		}
 	}
 	// 2. The control channel (which carries its own ACK when one is owed).
@@ -577,11 +588,12 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 		return build_window(now_ns, out, cap);
 	}
 	// 3. Probes owed after a probe timeout: past the window and the pacer.
-	for (uint16_t s = 1; s <= span_; s++) {
+	for (uint16_t s = 1; data_probes_ && s <= span_; s++) {
 		if (!owns(s) || !streams_[s].probes)
 			continue;
 		Stream &st = streams_[s];
 		st.probes--;
+		data_probes_--;
 		if ((len = build_data(st, s, now_ns, out, cap, true))) {
 			*stream_id = s;
 			ctr_.tx_packets++;
@@ -622,8 +634,12 @@ void Session::on_timer(uint64_t now_ns)
 		if (!owns(s))
 			continue;
 		Stream &st = streams_[s];
-		if (st.tx->next_timer_ns() <= now_ns)
-			st.probes += st.tx->on_timer(now_ns);
+		if (st.tx->next_timer_ns() <= now_ns) {
+			unsigned p = st.tx->on_timer(now_ns);
+			st.probes += p;
+			if (s)
+				data_probes_ += p;
+		}
 	}
 }
 
