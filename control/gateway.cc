@@ -1840,9 +1840,11 @@ int Gateway::control_receiver()
 					if (sink_->failed()) {
 						send(MsgType::result, encode(Result{.ok = false, .bytes = 0, .detail = sink_->error()}));
 						err_ = sink_->error();
-						sink_->abort();
 						done_ns_ = mono_ns();
+						// The verdict first: abort() joins a flusher that may hang in
+						// fdatasync on a failing disk.
 						wait_ctrl_flushed(3);
+						sink_->abort();
 						return 1;
 					}
 					std::string err = sink_->commit(sha_);

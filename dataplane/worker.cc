@@ -126,6 +126,9 @@ void Worker::detach()
 	path_.reset();
 	session_id_ = 0;
 	drop_keys();
+	// The report is read right after the workers detach: it must see what the
+	// detach dropped (rx_held_dropped), not the last 1 ms snapshot.
+	publish(now_ns());
 }
 
 void Worker::drop_keys()
@@ -487,7 +490,7 @@ bool Worker::handle_dwcp(uint8_t *p, uint16_t len, const drivers::UdpView &v, rt
 			return false; // sealed packets always come in an mbuf
 		SealedBurst one;
 		one.add(h, p, len, m);
-		open_burst(one, now); // delivers, and frees m
+		open_burst(one, now); // delivers or holds it, and frees what it does not hold
 		return true;
 	} else if (h.flags & wire::flag_protected) {
 		local_.rx_protected++;

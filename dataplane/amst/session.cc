@@ -19,7 +19,7 @@ constexpr size_t kCtrlMsgHeader = 6;
 Session::Session(const SessionConfig &cfg, ChunkScheduler *sched, ChunkProvider *provider, ChunkAssembler *assembler,
 		 CtrlHandler on_ctrl)
 	: cfg_(cfg), sched_(sched), provider_(provider), assembler_(assembler), on_ctrl_(std::move(on_ctrl)),
-	  streams_(size_t(cfg.nb_streams) + 1), active_streams_(cfg.nb_streams)
+	  streams_(size_t(cfg.nb_streams) + 1), active_streams_(cfg.nb_streams), ack_owed_((size_t(cfg.nb_streams) + 64) / 64)
 {
 	bool sender = sched_ || cfg.sends_data;
 	for (uint16_t s = 0; s <= cfg.nb_streams; s++) {
@@ -549,7 +549,7 @@ size_t Session::poll_tx(uint64_t now_ns, uint8_t *out, size_t cap, uint16_t *str
 	size_t len;
 	// 1. Acknowledgements owed: they drive the peer's clock, so they go first.
 	// Stream 0's go with the control channel, below.
-	for (unsigned w = 0; w < kAckWords; w++) {
+	for (size_t w = 0; w < ack_owed_.size(); w++) {
 		for (uint64_t bits = ack_owed_[w] & (w ? ~0ull : ~1ull); bits; bits &= bits - 1) {
 			unsigned b = unsigned(__builtin_ctzll(bits));
 			uint16_t s = uint16_t(w * 64 + b);

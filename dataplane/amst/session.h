@@ -227,8 +227,7 @@ private:
 	// packet arrives on s, cleared once its ACK has gone), and the probes the data
 	// streams owe after a PTO.  At line rate with 64 streams those walks were two
 	// thirds of the sending worker's own cycles.
-	static constexpr unsigned kAckWords = (wire::kMaxStreams + 1 + 63) / 64;
-	uint64_t ack_owed_[kAckWords] = {};
+	std::vector<uint64_t> ack_owed_; // (nb_streams + 1) bits, sized at construction
 	unsigned data_probes_ = 0;
 	uint64_t ceiling_ = 0;
 	std::vector<PacketRef> acked_scratch_;

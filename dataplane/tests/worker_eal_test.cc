@@ -226,6 +226,10 @@ protected:
 		EXPECT_NE(m, nullptr);
 		size_t len = wire::kHeaderLen + wire::kDataFrameLen + kMss + crypto::kTagLen;
 		auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, uint16_t(len)));
+		if (!p) {
+			ADD_FAILURE() << "no room for a " << len << "-byte packet";
+			return m;
+		}
 		wire::encode_header({.flags = wire::flag_protected, .type = wire::PacketType::data, .stream_id = 1,
 				     .session_id = kSession, .pn = pn},
 				    p);
