@@ -150,6 +150,11 @@ bool Worker::holds(const wire::Header &h) const
 	return h.type == wire::PacketType::data && session_ && !session_->config().sends_data && !session_->receiving();
 }
 
+std::atomic<uint32_t> &Worker::held_out_of(uint16_t owner)
+{
+	return owner == cfg_.index ? held_out_ : (*peers_)[owner]->held_out_;
+}
+
 // Keeps an opened DATA packet until release_held.  False when there is no room:
 // this worker's share, or that of the pool the mbuf came from, is used up.
 bool Worker::hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_mbuf *m)
@@ -163,7 +168,7 @@ bool Worker::hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_
 	}
 	if (owner == UINT16_MAX || held_.size() >= kHeldMax)
 		return false;
-	std::atomic<uint32_t> &out = owner == cfg_.index ? held_out_ : (*peers_)[owner]->held_out_;
+	std::atomic<uint32_t> &out = held_out_of(owner);
 	if (out.fetch_add(1, std::memory_order_relaxed) >= kHeldMax) {
 		out.fetch_sub(1, std::memory_order_relaxed);
 		return false;
@@ -174,8 +179,7 @@ bool Worker::hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_
 
 void Worker::unhold(const Held &e)
 {
-	std::atomic<uint32_t> &out = e.pool_owner == cfg_.index ? held_out_ : (*peers_)[e.pool_owner]->held_out_;
-	out.fetch_sub(1, std::memory_order_relaxed);
+	held_out_of(e.pool_owner).fetch_sub(1, std::memory_order_relaxed);
 	rte_pktmbuf_free(e.m);
 }
 

@@ -288,6 +288,7 @@ private:
 	};
 	std::vector<Held> held_;
 	std::atomic<uint32_t> held_out_{0}; // mbufs of this worker's pool some worker holds
+	std::atomic<uint32_t> &held_out_of(uint16_t owner); // that counter of worker `owner`
 	bool holds(const wire::Header &h) const;
 	bool hold(const wire::Header &h, const uint8_t *body, uint32_t len, rte_mbuf *m);
 	void unhold(const Held &e);

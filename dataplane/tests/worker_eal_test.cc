@@ -172,7 +172,7 @@ protected:
 		ASSERT_GE(dev, 0) << err;
 		events_ = rte_ring_create(("ed_ev" + tag).c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
 		ASSERT_NE(events_, nullptr);
-		pool_ = rte_pktmbuf_pool_create(("ed_pool" + tag).c_str(), kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+		pool_ = rte_pktmbuf_pool_create(("ed_pool" + tag).c_str(), kRxPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 						SOCKET_ID_ANY);
 		ASSERT_TRUE(pool_) << rte_strerror(rte_errno);
 		rte_ether_addr mac = {{0x02, 0, 0, 0, 0, 0x12}}, peer_mac = {{0x02, 0, 0, 0, 0, 0x11}};
@@ -213,7 +213,7 @@ protected:
 	{
 		w_.detach();
 		peer_tx_.clear(*peer_aead_);
-		EXPECT_EQ(rte_mempool_avail_count(pool_), kPoolSize) << "a held or dropped packet was not freed";
+		EXPECT_EQ(rte_mempool_avail_count(pool_), kRxPoolSize) << "a held or dropped packet was not freed";
 		rte_mempool_free(pool_);
 		rte_ring_free(events_);
 	}
@@ -243,7 +243,7 @@ protected:
 	}
 	const WorkerSnapshot &counters() const { return WorkerTestAccess::counters(w_); }
 
-	static constexpr unsigned kPoolSize = kHeld + 1023;
+	static constexpr unsigned kRxPoolSize = kHeld + 1023;
 	rte_ring *events_ = nullptr;
 	rte_mempool *pool_ = nullptr;
 	drivers::Iface iface_;
@@ -299,7 +299,7 @@ TEST_F(EarlyDataTest, BeyondTheLimitPacketsAreDroppedAndTheRestFreedWithTheSessi
 	}
 	EXPECT_EQ(counters().rx_held, uint64_t(kHeld));
 	EXPECT_EQ(counters().rx_held_over, uint64_t(extra));
-	EXPECT_EQ(rte_mempool_avail_count(pool_), kPoolSize - kHeld);
+	EXPECT_EQ(rte_mempool_avail_count(pool_), kRxPoolSize - kHeld);
 	// The session goes before its receiver was ready: every held packet is freed.
 	w_.detach();
 	EXPECT_EQ(WorkerTestAccess::dropped(w_), uint64_t(kHeld));
